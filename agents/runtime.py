@@ -1,0 +1,196 @@
+"""Moves records between Kafka, customer state and the core; the agents only call this.
+
+One ``Runtime`` per worker process. Everything it does for an event is
+synchronous except writing outputs, so the core always sees a customer's
+events in order, and the batched writers keep the per-event cost low.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections import Counter
+from typing import Any
+
+from core import engine
+from core.config import Config
+from core.model import STAGES, Step
+from monitoring import metrics
+from state.store import CustomerStore
+from state.timers import TimerIndex
+from stream import topics
+from stream.events import Rejection, decode_event, decode_profile
+from stream.output import Output
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Runtime:
+    def __init__(self, cfg: Config, store: CustomerStore, output: Output) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.output = output
+        self.timers = TimerIndex()
+        self.recovered = False
+        self._flush_lock = asyncio.Lock()
+        self._consumed: dict[tuple[str, str], Any] = {}  # cached metric children: hot path
+        self.events_processed = 0
+
+    # --- input ------------------------------------------------------------
+    async def on_message(
+        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
+    ) -> None:
+        if topic == topics.PROFILES:
+            await self._on_profile(topic, partition, offset, key, value)
+            return
+        ev = decode_event(value, topic, key)
+        if ev.__class__ is Rejection:
+            await self.dead_letter(topic, partition, offset, key, value, ev)  # type: ignore[arg-type]
+            return
+        counter = self._consumed.get((topic, ev.type))  # type: ignore[union-attr]
+        if counter is None:
+            counter = metrics.EVENTS_CONSUMED.labels(topic, ev.type)  # type: ignore[union-attr]
+            self._consumed[(topic, ev.type)] = counter  # type: ignore[union-attr]
+        counter.inc()
+        self.events_processed += 1
+        customer_id = ev.customer_id  # type: ignore[union-attr]
+        state = self.store.get(customer_id, partition)
+        started = time.perf_counter()
+        step = engine.on_event(state, ev, now_ms(), self.cfg)  # type: ignore[arg-type]
+        metrics.PROCESSING_SECONDS.observe(time.perf_counter() - started)
+        if step.duplicate:
+            metrics.DUPLICATES_DROPPED.labels(topic).inc()
+            return
+        if step.late:
+            metrics.LATE_EVENTS.labels(topic).inc()
+        self.store.touch(partition, customer_id)
+        await self._emit(step, partition)
+
+    async def _on_profile(
+        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
+    ) -> None:
+        parsed = decode_profile(value, key)
+        if isinstance(parsed, Rejection):
+            await self.dead_letter(topic, partition, offset, key, value, parsed)
+            return
+        customer_id, profile = parsed
+        metrics.EVENTS_CONSUMED.labels(topic, "profile" if profile else "forget").inc()
+        engine.on_profile(self.store.get(customer_id, partition), profile)
+        self.store.touch(partition, customer_id)
+
+    async def dead_letter(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        rejection: Rejection,
+    ) -> None:
+        metrics.EVENTS_INVALID.labels(topic, rejection.reason).inc()
+        metrics.DEAD_LETTERS.labels(topic).inc()
+        await self.output.send(
+            topics.DEAD_LETTERS,
+            None,
+            dead_letter_record(topic, partition, offset, key, value, rejection.error),
+        )
+
+    # --- timers -----------------------------------------------------------
+    async def fire_due(self) -> int:
+        """Fire every timer whose due time plus grace has passed; returns how many fired."""
+        now = now_ms()
+        grace = self.cfg.engine.timer_grace
+        fired = 0
+        for partition, due, customer_id, kind in self.timers.pop_due(now - grace):
+            state = self.store.get(customer_id, partition)
+            if state.timers.get(kind) != due:
+                continue  # cancelled or superseded
+            step = engine.on_timer(state, kind, due, now, self.cfg)
+            fired += 1
+            metrics.TIMERS_FIRED.labels(kind).inc()
+            metrics.TIMER_LATENESS_SECONDS.observe(max(0, now - due - grace) / 1000)
+            self.store.touch(partition, customer_id)
+            await self._emit(step, partition)
+        metrics.TIMERS_PENDING.set(len(self.timers))
+        return fired
+
+    def rebuild(self, partitions: set[int]) -> None:
+        """After recovery: re-index pending timers and stage counts from the restored state."""
+        per_partition: dict[int, list[tuple[str, str, int]]] = {p: [] for p in partitions}
+        for partition in partitions:
+            self.store.stages.pop(partition, None)
+        for partition, state in self.store.recovered(partitions):
+            per_partition[partition].extend(
+                (state.customer_id, kind, due) for kind, due in state.timers.items()
+            )
+            self.store.stages.setdefault(partition, Counter())[state.stage] += 1
+        for partition, entries in per_partition.items():
+            self.timers.rebuild(partition, entries)
+        self.recovered = True
+        self.update_stage_gauge()
+
+    def revoked(self, partitions: set[int]) -> None:
+        for partition in partitions:
+            self.timers.drop(partition)
+            self.store.drop(partition)
+        self.update_stage_gauge()
+
+    # --- output -----------------------------------------------------------
+    async def _emit(self, step: Step, partition: int) -> None:
+        for change in step.timers:
+            if change.due is not None:
+                self.timers.schedule(partition, change.customer_id, change.kind, change.due)
+        send = self.output.send
+        for sc in step.stage_changes:
+            self.store.stage_moved(partition, sc.from_stage, sc.to_stage)
+            metrics.STAGE_CHANGES.labels(sc.from_stage, sc.to_stage).inc()
+            await send(topics.STAGE_CHANGES, sc.customer_id, sc.to_record())
+        if step.decisions:
+            wall = now_ms()
+            for d in step.decisions:
+                metrics.DECISIONS.labels(d.trigger, d.status).inc()
+                metrics.DECISION_LAG_SECONDS.labels(d.trigger).observe(
+                    max(0, wall - d.cause_ts) / 1000
+                )
+                await send(topics.ACTIONS, d.customer_id, d.to_record())
+
+    async def flush(self) -> None:
+        async with self._flush_lock:
+            await self.store.flush()
+            await self.output.flush()
+
+    def update_stage_gauge(self) -> None:
+        totals: dict[str, int] = {}
+        for counts in self.store.stages.values():
+            for stage, n in counts.items():
+                totals[stage] = totals.get(stage, 0) + n
+        for stage in STAGES:
+            metrics.CUSTOMERS_BY_STAGE.labels(stage).set(totals.get(stage, 0))
+
+
+def dead_letter_record(
+    topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None, error: str
+) -> dict[str, Any]:
+    """The contract's dead-letters record; ``raw`` is text when the bytes are UTF-8."""
+    raw: str | None
+    encoding = "text"
+    if value is None:
+        raw = None
+    else:
+        try:
+            raw = value.decode()
+        except UnicodeDecodeError:
+            raw, encoding = base64.b64encode(value).decode(), "base64"
+    return {
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "key": key.decode(errors="replace") if key is not None else None,
+        "raw": raw,
+        "raw_encoding": encoding,
+        "error": error,
+        "at": now_ms(),
+    }

@@ -1,0 +1,365 @@
+"""Read ``config/triggers.yaml`` into a :class:`Config`, reporting every problem by file and line.
+
+The file overrides the defaults of :mod:`core.config` key by key: a file naming
+only ``triggers.abandoned_cart.delay`` changes only that. The schema is the
+dataclasses themselves (field names, annotations, ``duration`` metadata); a few
+tables below add what annotations cannot say (ranges, choices, channels).
+
+YAML 1.1 surprises are handled on purpose: keys are read as written (so
+``on:`` stays ``"on"``, not ``True``), and a text field given an unquoted
+number keeps the text (``start: 21:00`` is ``"21:00"``, not sexagesimal 1260).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import zoneinfo
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields, is_dataclass, replace
+from functools import cache
+from pathlib import Path
+from typing import Any, TypeVar, get_type_hints
+
+import yaml
+
+from core.config import CHANNELS, TRIGGER_TYPES, Config, PostPurchaseConfig, QuietHours
+from core.durations import format_duration, parse_duration
+from core.templates import template_fields, template_vars
+
+T = TypeVar("T")
+
+_STR = "tag:yaml.org,2002:str"
+_BOOL = "tag:yaml.org,2002:bool"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_NULL = "tag:yaml.org,2002:null"
+_HHMM = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+_INVALID = object()
+
+# Numbers default to "0 or more"; these fields say more (checked by field name).
+_LIMITS: dict[str, tuple[Callable[[float], bool], str]] = {
+    "holdout": (lambda v: 0 <= v < 1, "a share from 0 up to but not including 1, like 0.1"),
+    "drop_ratio": (lambda v: 0 < v <= 1, "a share above 0 and at most 1, like 0.25"),
+    "discount_percent": (lambda v: 0 < v <= 100, "a percentage from 1 to 100"),
+    "max_score": (lambda v: 0 <= v <= 10, "an NPS score from 0 to 10"),
+    "min_views": (lambda v: v >= 1, "a whole number of 1 or more"),
+    "checkout_attempts": (lambda v: v >= 1, "a whole number of 1 or more"),
+    "loyalty_orders": (lambda v: v >= 1, "a whole number of 1 or more"),
+    "dedupe_size": (lambda v: v >= 1, "a whole number of 1 or more"),
+    "recent_views": (lambda v: v >= 1, "a whole number of 1 or more"),
+}
+
+# Text fields with a fixed vocabulary, by (dataclass, field).
+_CHOICES: dict[tuple[type, str], tuple[str, ...]] = {
+    (PostPurchaseConfig, "on"): ("order_paid", "order_placed"),
+    (PostPurchaseConfig, "kind"): ("review_request", "cross_sell"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a config file, located by file, line and dotted key."""
+
+    source: str
+    line: int
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}: {self.key}: {self.message}"
+
+
+class ConfigError(ValueError):
+    """The file does not describe a valid configuration; ``problems`` lists every reason."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems: list[Problem] = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file; raises :class:`ConfigError` listing every problem."""
+    return parse_config(Path(path).read_text(encoding="utf-8"), str(path))
+
+
+def parse_config(text: str, source: str) -> Config:
+    """Validate YAML ``text`` (named ``source`` in messages) and merge it over the defaults."""
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        reason = exc.problem or exc.context or "unreadable"
+        raise ConfigError([Problem(source, line, "(syntax)", f"invalid YAML: {reason}")]) from None
+    finally:
+        loader.dispose()
+    if root is None or (root.tag == _NULL and isinstance(root, yaml.ScalarNode)):
+        return Config()  # an empty or comments-only file keeps every default
+    reader = _Reader(source)
+    if not isinstance(root, yaml.MappingNode):
+        sections = ", ".join(f.name for f in fields(Config))
+        reader.problem(
+            root, "(top level)", f"expected a mapping of sections ({sections}), got {_shown(root)}"
+        )
+        raise ConfigError(reader.problems)
+    cfg = reader.dataclass(Config(), root, "", None)
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return cfg
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """The file form of a config (or any section of it): durations as ``30m``, tuples as lists."""
+    out: dict[str, Any] = {}
+    for f in fields(cfg):
+        out[f.name] = _to_plain(getattr(cfg, f.name), bool(f.metadata.get("duration")))
+    return out
+
+
+def _to_plain(value: Any, is_duration: bool) -> Any:
+    if is_duration:
+        return "0s" if value == 0 else format_duration(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return config_to_dict(value)
+    if isinstance(value, dict):
+        return {k: _to_plain(v, False) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return get_type_hints(cls)
+
+
+def _shown(node: yaml.Node) -> str:
+    """How a value appears in messages: quoted text, bare numbers and booleans."""
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    if node.tag == _NULL:
+        return "nothing" if node.value in ("", "~") else str(node.value)
+    if node.tag == _STR:
+        return repr(node.value)
+    return str(node.value)
+
+
+def _suggest(word: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f"did you mean '{close[0]}'?" if close else ""
+
+
+class _Reader:
+    """Walks the composed YAML nodes, converting values and collecting problems."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[Problem] = []
+        self._constructor = yaml.SafeLoader("")
+
+    def problem(self, node: yaml.Node, key: str, message: str) -> None:
+        self.problems.append(Problem(self.source, node.start_mark.line + 1, key, message))
+
+    def expected(self, node: yaml.Node, key: str, expectation: str) -> object:
+        got = _shown(node)
+        if node.tag == _BOOL:
+            got += " (YAML reads yes/no/on/off/true/false as a boolean; quote it to mean text)"
+        self.problem(node, key, f"expected {expectation}, got {got}")
+        return _INVALID
+
+    def entries(self, node: yaml.Node, key: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
+        """The (name, key node, value node) pairs of a mapping; [] after reporting a non-mapping."""
+        if not isinstance(node, yaml.MappingNode):
+            self.expected(node, key or "(top level)", "a mapping of settings")
+            return []
+        try:
+            self._constructor.flatten_mapping(node)  # supports `<<: *shared` merge keys
+        except yaml.MarkedYAMLError as exc:
+            self.problem(node, key, f"invalid merge key: {exc.problem}")
+            return []
+        seen: dict[str, int] = {}
+        out = []
+        for knode, vnode in node.value:
+            if not isinstance(knode, yaml.ScalarNode):
+                self.problem(knode, key, f"expected a setting name, got {_shown(knode)}")
+                continue
+            name = str(knode.value)
+            line = knode.start_mark.line + 1
+            if name in seen:
+                dotted = f"{key}.{name}" if key else name
+                self.problem(knode, dotted, f"duplicate key, first given on line {seen[name]}")
+            seen[name] = line
+            out.append((name, knode, vnode))
+        return out
+
+    def unknown(self, knode: yaml.Node, key: str, what: str, valid: Iterable[str]) -> None:
+        name = str(knode.value)
+        hint = _suggest(name, valid) or "valid: " + ", ".join(valid)
+        self.problem(knode, key, f"unknown {what}; {hint}")
+
+    def dataclass(self, base: T, node: yaml.Node, path: str, trigger: str | None) -> T:
+        """``base`` with the settings named in ``node`` replaced by their validated values."""
+        cls = type(base)
+        known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+        changes: dict[str, Any] = {}
+        for name, knode, vnode in self.entries(node, path):
+            key = f"{path}.{name}" if path else name
+            f = known.get(name)
+            if f is None:
+                what = "section" if not path else "setting"
+                self.unknown(knode, key, what, known)
+                continue
+            hint = _hints(cls)[name]
+            if getattr(hint, "__origin__", None) is dict:
+                value: Any = self.triggers(getattr(base, name), vnode, key)
+            elif is_dataclass(hint):
+                value = self.dataclass(getattr(base, name), vnode, key, trigger)
+            elif f.metadata.get("duration"):
+                value = self.duration(vnode, key)
+            else:
+                value = self.typed(cls, name, hint, vnode, key, trigger)
+            if value is not _INVALID:
+                changes[name] = value
+        return replace(base, **changes)  # type: ignore[type-var]
+
+    def triggers(self, base: dict[str, Any], node: yaml.Node, path: str) -> dict[str, Any]:
+        merged = dict(base)
+        for name, knode, vnode in self.entries(node, path):
+            key = f"{path}.{name}"
+            if name not in TRIGGER_TYPES:
+                self.unknown(knode, key, "trigger", TRIGGER_TYPES)
+                continue
+            current = merged.get(name) or TRIGGER_TYPES[name]()
+            merged[name] = self.dataclass(current, vnode, key, name)
+        return merged
+
+    def scalar(self, node: yaml.Node, key: str) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            return _INVALID
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except yaml.MarkedYAMLError as exc:
+            self.problem(node, key, f"unreadable value: {exc.problem}")
+            return _INVALID
+
+    def duration(self, node: yaml.Node, key: str) -> object:
+        value = self.scalar(node, key)
+        if value is _INVALID or value is None or isinstance(value, bool):
+            return self.expected(node, key, "a duration like 30m, 2h or 7d")
+        if isinstance(value, int | float) and not value <= 0:  # `delay: 30`: 30 what?
+            return self.expected(node, key, "a duration with a unit like 30s, 30m or 30d")
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.problem(node, key, str(exc))
+            return _INVALID
+
+    def typed(
+        self, cls: type, name: str, hint: Any, node: yaml.Node, key: str, trigger: str | None
+    ) -> object:
+        if hint is bool:
+            value = self.scalar(node, key)
+            return value if isinstance(value, bool) else self.expected(node, key, "true or false")
+        if hint is int or hint is float:
+            return self.number(name, hint, node, key)
+        if hint is str:
+            return self.text(cls, name, node, key, trigger)
+        if hint == tuple[str, ...]:
+            return self.text_list(name, node, key)
+        raise TypeError(f"{cls.__name__}.{name}: no file form for {hint!r}")  # a schema bug
+
+    def number(self, name: str, hint: type, node: yaml.Node, key: str) -> object:
+        value = self.scalar(node, key)
+        whole = hint is int
+        ok = isinstance(value, int) if whole else isinstance(value, int | float)
+        if not ok or isinstance(value, bool) or value is _INVALID:
+            return self.expected(node, key, "a whole number" if whole else "a number")
+        check, expectation = _LIMITS.get(
+            name, (lambda v: v >= 0, "a whole number of 0 or more" if whole else "0 or more")
+        )
+        if not check(value):
+            return self.expected(node, key, expectation)
+        return value if whole else float(value)
+
+    def text(self, cls: type, name: str, node: yaml.Node, key: str, trigger: str | None) -> object:
+        if not _is_text(node):
+            return self.expected(node, key, "text")
+        value = str(node.value)  # as written: `21:00` stays text, not sexagesimal 1260
+        message = _text_problem(cls, name, value, trigger)
+        if message:
+            self.problem(node, key, message)
+            return _INVALID
+        return value
+
+    def text_list(self, name: str, node: yaml.Node, key: str) -> object:
+        if not isinstance(node, yaml.SequenceNode):
+            return self.expected(node, key, "a list like [slack, webhook]")
+        items: list[str] = []
+        for i, item in enumerate(node.value):
+            if not _is_text(item):
+                self.expected(item, f"{key}[{i}]", "text")
+                continue
+            message = _text_problem(None, name, str(item.value), None)
+            if message:
+                self.problem(item, f"{key}[{i}]", message)
+                continue
+            items.append(str(item.value))
+        return tuple(items) if len(items) == len(node.value) else _INVALID
+
+
+def _is_text(node: yaml.Node) -> bool:
+    """A scalar usable as text: strings, and numbers kept as written; not booleans or nulls."""
+    return (
+        isinstance(node, yaml.ScalarNode)
+        and node.tag.startswith("tag:yaml.org,2002:")
+        and node.tag not in (_BOOL, _NULL)
+    )
+
+
+def _text_problem(cls: type | None, name: str, value: str, trigger: str | None) -> str:
+    """Why a text value is wrong for its field, or ``""``."""
+    choices = _CHOICES.get((cls, name)) if cls else None
+    if choices and value not in choices:
+        return f"expected one of {', '.join(choices)}, got {value!r}"
+    if name in ("channel", "cap_exempt_channels") and value not in CHANNELS:
+        hint = _suggest(value, CHANNELS)
+        extra = f"; {hint}" if hint else ""
+        return f"expected a channel ({', '.join(CHANNELS)}), got {value!r}{extra}"
+    if cls is QuietHours and name in ("start", "end") and not _HHMM.fullmatch(value):
+        return f"expected a time of day as HH:MM like 21:00, got {value!r}"
+    if name == "default_timezone":
+        return _timezone_problem(value)
+    if name == "template" and trigger is not None:
+        return _template_problem(value, trigger)
+    return ""
+
+
+def _timezone_problem(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+        return ""
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        hint = _suggest(value, zoneinfo.available_timezones())
+        extra = f"; {hint}" if hint else ""
+        return f"expected an IANA timezone like Europe/Berlin or UTC, got {value!r}{extra}"
+
+
+def _template_problem(template: str, trigger: str) -> str:
+    try:
+        used = template_fields(template)
+    except ValueError as exc:
+        return str(exc)
+    available = template_vars(trigger)
+    unknown = sorted(used - available)
+    if not unknown:
+        return ""
+    first = unknown[0]
+    close = difflib.get_close_matches(first, sorted(available), n=1)
+    hint = f" (did you mean {{{close[0]}}}?)" if close else ""
+    names = ", ".join(sorted(available))
+    got = ", ".join(f"{{{u}}}" for u in unknown)
+    return f"expected template variables of {trigger} ({names}), got {got}{hint}"

@@ -1,0 +1,201 @@
+"""The records the core works on: events in, customer state, decisions and timers out.
+
+Plain slotted dataclasses: cheap to build on the hot path (tens of thousands a
+second) and typed for readers. ``Event`` and ``Decision`` are treated as
+immutable once built; ``CustomerState`` is owned by the core, which updates it
+in place (a copy per event would double the per-event cost).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+STAGES = (
+    "new",
+    "awareness",
+    "interest",
+    "consideration",
+    "purchase",
+    "loyalty",
+    "at_risk",
+    "churned",
+)
+STAGE_RANK = {stage: i for i, stage in enumerate(STAGES)}
+
+TOPIC_TYPES: dict[str, frozenset[str]] = {
+    "clickstream": frozenset(
+        {
+            "page_view",
+            "search",
+            "product_view",
+            "add_to_cart",
+            "remove_from_cart",
+            "checkout_started",
+        }
+    ),
+    "orders": frozenset(
+        {"order_placed", "order_paid", "order_shipped", "order_cancelled", "order_refunded"}
+    ),
+    "engagement": frozenset(
+        {
+            "email_open",
+            "email_click",
+            "push_open",
+            "sms_click",
+            "in_app_click",
+            "app_open",
+            "session_start",
+            "unsubscribe",
+            "subscribe",
+            "review",
+            "nps",
+        }
+    ),
+}
+
+
+@dataclass(slots=True)
+class Item:
+    product_id: str
+    quantity: int = 1
+    price: float = 0.0
+
+
+@dataclass(slots=True)
+class Event:
+    """One validated input event. Field names are the contract's."""
+
+    event_id: str
+    type: str
+    customer_id: str
+    ts: int  # event time, epoch ms UTC
+    topic: str = ""
+    anonymous_id: str | None = None
+    session_id: str | None = None
+    url: str | None = None
+    query: str | None = None
+    product_id: str | None = None
+    category: str | None = None
+    price: float | None = None
+    currency: str | None = None
+    quantity: int | None = None  # add_to_cart defaults it to 1; None on remove = all
+    cart_value: float | None = None
+    order_id: str | None = None
+    total: float | None = None
+    items: tuple[Item, ...] = ()
+    campaign_id: str | None = None
+    action_id: str | None = None
+    channel: str | None = None
+    score: float | None = None
+    properties: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class Profile:
+    """The latest ``profiles`` record of a customer (contact, consent, timezone)."""
+
+    email: str | None = None
+    phone: str | None = None
+    push_token: str | None = None
+    timezone: str | None = None
+    locale: str | None = None
+    consent: dict[str, bool] = field(default_factory=dict)
+    attributes: dict[str, Any] = field(default_factory=dict)
+    updated_at: int = 0
+
+
+@dataclass(slots=True)
+class Decision:
+    """One decision of a trigger; becomes a record on the ``actions`` topic."""
+
+    action_id: str
+    trigger: str
+    customer_id: str
+    channel: str
+    decided_at: int  # ms; event time in replay, wall clock live
+    status: str
+    reason: str
+    payload: dict[str, Any]
+    source_event_ids: tuple[str, ...]
+    cause_ts: int = 0  # event time of the cause (event ts or timer due), for lag metrics
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "action_id": self.action_id,
+            "trigger": self.trigger,
+            "customer_id": self.customer_id,
+            "channel": self.channel,
+            "decided_at": self.decided_at,
+            "status": self.status,
+            "reason": self.reason,
+            "payload": self.payload,
+            "source_event_ids": list(self.source_event_ids),
+        }
+
+
+@dataclass(slots=True)
+class StageChange:
+    customer_id: str
+    from_stage: str
+    to_stage: str
+    at: int
+    event_id: str | None
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "customer_id": self.customer_id,
+            "from_stage": self.from_stage,
+            "to_stage": self.to_stage,
+            "at": self.at,
+            "event_id": self.event_id,
+        }
+
+
+@dataclass(slots=True)
+class TimerChange:
+    """Set (``due`` is a time) or cancel (``due`` is None) the customer's timer ``kind``."""
+
+    customer_id: str
+    kind: str
+    due: int | None
+
+
+@dataclass(slots=True)
+class Step:
+    """What one call of the core produced besides the updated state."""
+
+    state: CustomerState
+    decisions: list[Decision] = field(default_factory=list)
+    timers: list[TimerChange] = field(default_factory=list)
+    stage_changes: list[StageChange] = field(default_factory=list)
+    duplicate: bool = False
+    late: bool = False
+
+
+@dataclass(slots=True)
+class CustomerState:
+    """Everything the engine keeps per customer; bounded in size (see ``state.codec``)."""
+
+    customer_id: str
+    stage: str = "new"
+    first_seen: int = 0
+    last_active: int = 0  # event time of the last activity
+    max_ts: int = 0  # newest event time seen: the reference for late events
+    seen: list[list[int]] = field(default_factory=list)  # [[event_id digest, ts], ...]
+    cart: dict[str, list[float]] = field(default_factory=dict)  # product_id -> [qty, price]
+    cart_id: int = 0  # increments when an empty cart gets its first item
+    cart_at: int = 0
+    cart_events: list[str] = field(default_factory=list)  # event ids that built the cart
+    currency: str | None = None
+    views: list[list[Any]] = field(default_factory=list)  # [[ts, product_id, category, id]]
+    checkouts: int = 0  # checkouts started since the last order
+    checkout_value: float = 0.0  # cart_value of the last checkout_started, if given
+    orders: list[list[Any]] = field(default_factory=list)  # [[ts, total, order_id]], newest last
+    order_count: int = 0
+    revenue: float = 0.0
+    counts: dict[str, list[list[int]]] = field(default_factory=dict)  # windows.Counts
+    timers: dict[str, int] = field(default_factory=dict)  # kind -> due (ms)
+    marks: dict[str, int] = field(default_factory=dict)  # trigger bookkeeping (last fired...)
+    optouts: list[str] = field(default_factory=list)  # channels unsubscribed by event
+    profile: Profile | None = None

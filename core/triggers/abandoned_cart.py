@@ -1,0 +1,67 @@
+"""Abandoned cart: items in the cart and no order within ``delay`` of the last cart change.
+
+At most one decision per cart (a cart starts when an empty cart gets an item),
+an optional second reminder ``reminder_delay`` after the first, and carts
+below ``min_cart_value`` are left alone. Exit: ``order_placed`` or an emptied
+cart cancels the pending deadline at once.
+"""
+
+from __future__ import annotations
+
+from core.config import AbandonedCartConfig
+from core.context import Ctx
+from core.facts import cart_value
+from core.model import Event
+
+NAME = "abandoned_cart"
+EVENTS = frozenset({"add_to_cart", "remove_from_cart", "checkout_started", "order_placed"})
+FIRST, REMINDER = "abandoned_cart", "abandoned_cart_reminder"
+TIMERS = frozenset({FIRST, REMINDER})
+
+
+def on_event(ctx: Ctx, ev: Event, cfg: AbandonedCartConfig, late: bool) -> None:
+    state = ctx.state
+    if ev.type == "order_placed" or (not state.cart and not state.checkout_value):
+        ctx.cancel_timer(FIRST)
+        ctx.cancel_timer(REMINDER)
+        return
+    if state.marks.get("abandoned_cart.cart") == state.cart_id:
+        return  # this cart already had its reminder
+    if FIRST not in state.timers:  # a later cart change re-arms it when it pops
+        ctx.set_timer(FIRST, state.cart_at + cfg.delay)
+
+
+def on_timer(ctx: Ctx, kind: str, due: int, cfg: AbandonedCartConfig) -> None:
+    state = ctx.state
+    if kind == FIRST and state.cart_at + cfg.delay > due:  # the cart changed since: wait on
+        ctx.set_timer(FIRST, state.cart_at + cfg.delay)
+        return
+    value = cart_value(state)
+    if (not state.cart and not state.checkout_value) or value < cfg.min_cart_value:
+        return
+    step = 1 if kind == FIRST else 2
+    if step == 1:
+        state.marks["abandoned_cart.cart"] = state.cart_id
+        if cfg.reminder_delay:
+            ctx.set_timer(REMINDER, due + cfg.reminder_delay)
+    items = [
+        {"product_id": pid, "quantity": qty, "price": price}
+        for pid, (qty, price) in state.cart.items()
+    ]
+    ctx.decide(
+        NAME,
+        cfg,
+        (state.cart_id, step),
+        reason=f"cart {state.cart_id} worth {value} idle since {state.cart_at}, no order "
+        f"within {cfg.delay // 1000}s" + (" (reminder)" if step == 2 else ""),
+        payload={
+            "cart_id": state.cart_id,
+            "step": step,
+            "items": items,
+            "item_count": sum(int(i["quantity"]) for i in items),
+            "cart_value": value,
+            "currency": state.currency or "",
+        },
+        sources=tuple(state.cart_events),
+        cause_ts=due,
+    )

@@ -1,0 +1,70 @@
+"""Bounded event-time activity counts over sliding windows (10m, 1h, 24h, 7d, 30d).
+
+Each counter is a short list of ``[bucket_start_ms, count]``: minute buckets for
+the last hour, hour buckets for the last day, day buckets for 30 days; older
+buckets are merged coarser as time passes and dropped after 30 days. So a
+customer's windows stay under ~114 buckets per counter however active they
+are, and a count over a window is exact to its bucket size (1 min for windows
+up to an hour, 1 h up to a day, 1 day beyond).
+"""
+
+from __future__ import annotations
+
+from bisect import insort
+
+from core.durations import DAY, HOUR, MINUTE
+
+WINDOWS = {"10m": 10 * MINUTE, "1h": HOUR, "24h": DAY, "7d": 7 * DAY, "30d": 30 * DAY}
+HORIZON = 30 * DAY
+_COMPACT_AT = 48  # buckets in a counter before coarsening runs
+
+Buckets = list[list[int]]
+
+
+def add(buckets: Buckets, ts: int, now: int, n: int = 1) -> None:
+    """Count ``n`` at event time ``ts`` (``now`` is the newest event time seen)."""
+    start = ts - ts % MINUTE
+    if buckets and buckets[-1][0] == start:
+        buckets[-1][1] += n
+        return
+    if not buckets or buckets[-1][0] < start:
+        buckets.append([start, n])
+    else:  # out of order: find or insert its bucket (coarse buckets absorb old events)
+        for bucket in reversed(buckets):
+            if bucket[0] <= ts < bucket[0] + _width(bucket[0], now):
+                bucket[1] += n
+                return
+        insort(buckets, [start, n])
+    if len(buckets) > _COMPACT_AT:
+        compact(buckets, now)
+
+
+def _width(start: int, now: int) -> int:
+    age = now - start
+    return MINUTE if age < HOUR else HOUR if age < DAY else DAY
+
+
+def compact(buckets: Buckets, now: int) -> None:
+    """Merge old minute buckets into hours and old hours into days; drop beyond 30 days."""
+    merged: Buckets = []
+    for start, count in buckets:
+        age = now - start
+        if age >= HORIZON:
+            continue
+        coarse = start - start % (DAY if age >= DAY else HOUR if age >= HOUR else MINUTE)
+        if merged and merged[-1][0] == coarse:
+            merged[-1][1] += count
+        else:
+            merged.append([coarse, count])
+    buckets[:] = merged
+
+
+def total(buckets: Buckets, now: int, window: int) -> int:
+    """Events counted in ``(now - window, now]``, to bucket precision."""
+    since = now - window
+    n = 0
+    for start, count in reversed(buckets):
+        if start < since:
+            break
+        n += count
+    return n

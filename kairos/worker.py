@@ -1,0 +1,92 @@
+"""``kairos worker``: one Faust worker process running the customer agent."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+import faust
+import redis.asyncio as aioredis
+
+from agents.customers import declare_table, install
+from agents.runtime import Runtime
+from core.config import Config
+from core.config_file import load_config
+from monitoring import http
+from state.store import CustomerStore
+from stream import topics
+from stream.app import create_app
+from stream.output import Output
+from stream.settings import Settings
+
+log = logging.getLogger("kairos.worker")
+
+
+def load_campaign_config(path: str) -> Config:
+    """The config file if it exists; the documented defaults otherwise."""
+    return load_config(path) if os.path.exists(path) else Config()
+
+
+async def ensure_topics(settings: Settings) -> None:
+    """Create the contract's topics if missing (Faust creates its own changelog topics)."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(
+                name,
+                settings.partitions,
+                1,
+                topic_configs={"cleanup.policy": "compact"} if name == topics.PROFILES else {},
+            )
+            for name in topics.ALL
+            if name not in existing
+        ]
+        if missing:
+            await admin.create_topics(missing)
+    finally:
+        await admin.close()
+
+
+def build(settings: Settings, cfg: Config) -> tuple[faust.App, Runtime]:
+    app = create_app(settings)
+    table = declare_table(app)
+    output = Output(settings.bootstrap, client_id=f"{settings.app_id}-worker")
+    store = CustomerStore(
+        table, output, table.changelog_topic.get_topic_name(), settings.state_cache
+    )
+    runtime = Runtime(cfg, store, output)
+    install(app, runtime, table)
+    redis = aioredis.from_url(settings.redis_url)
+
+    async def ready() -> tuple[bool, dict[str, str]]:
+        checks = {"partitions": "recovered" if runtime.recovered else "recovering"}
+        try:
+            await redis.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:  # readiness reports any failure as a reason
+            checks["redis"] = f"unreachable: {exc}"
+        return runtime.recovered and checks["redis"] == "ok", checks
+
+    if settings.metrics_port:
+
+        @app.task
+        async def serve_metrics() -> None:
+            await http.serve(settings.metrics_port, ready)
+            log.warning("metrics on http://127.0.0.1:%d/metrics", settings.metrics_port)
+
+    return app, runtime
+
+
+def run(settings: Settings | None = None, cfg: Config | None = None) -> Any:
+    settings = settings or Settings()
+    cfg = cfg or load_campaign_config(settings.config_path)
+    asyncio.run(ensure_topics(settings))
+    app, _ = build(settings, cfg)
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    return worker.execute_from_commandline()

@@ -1,0 +1,137 @@
+"""Every Prometheus metric of Kairos, declared once.
+
+Conventions: prefix ``kairos_``, ``_total`` counters, ``_seconds`` histograms in
+base units, and label values from small fixed sets (topic, event type, reason,
+trigger, status, channel, outcome, stage, partition): never a customer id.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# Milliseconds to minutes: decisions should take ms, delayed deliveries minutes.
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+)
+# Per-event processing is microseconds to milliseconds.
+PROCESSING_BUCKETS = (
+    0.00001,
+    0.000025,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.05,
+    0.25,
+)
+
+# --- input ---------------------------------------------------------------
+EVENTS_CONSUMED = Counter(
+    "kairos_events_consumed_total", "Input records consumed.", ["topic", "type"]
+)
+EVENTS_INVALID = Counter(
+    "kairos_events_invalid_total", "Input records rejected by validation.", ["topic", "reason"]
+)
+DEAD_LETTERS = Counter(
+    "kairos_dead_letters_total", "Records written to the dead-letters topic.", ["topic"]
+)
+DUPLICATES_DROPPED = Counter(
+    "kairos_duplicates_dropped_total", "Events skipped because their event_id was seen.", ["topic"]
+)
+LATE_EVENTS = Counter(
+    "kairos_late_events_total",
+    "Events older than the window grace; counted in the oldest window still open.",
+    ["topic"],
+)
+PROCESSING_SECONDS = Histogram(
+    "kairos_event_processing_seconds",
+    "CPU time of the core per event batch, divided per event.",
+    buckets=PROCESSING_BUCKETS,
+)
+DECISION_LAG_SECONDS = Histogram(
+    "kairos_decision_lag_seconds",
+    "Wall-clock now minus the event time of the event that caused a decision.",
+    ["trigger"],
+    buckets=LATENCY_BUCKETS,
+)
+CONSUMER_LAG = Gauge(
+    "kairos_consumer_lag_messages", "High watermark minus committed offset.", ["topic", "partition"]
+)
+
+# --- decisions and journey ------------------------------------------------
+DECISIONS = Counter(
+    "kairos_decisions_total", "Decisions made, by trigger and status.", ["trigger", "status"]
+)
+STAGE_CHANGES = Counter(
+    "kairos_stage_changes_total", "Journey stage transitions.", ["from_stage", "to_stage"]
+)
+CUSTOMERS_BY_STAGE = Gauge(
+    "kairos_customers", "Customers held by this worker, by journey stage.", ["stage"]
+)
+
+# --- timers ---------------------------------------------------------------
+TIMERS_PENDING = Gauge("kairos_timers_pending", "Pending timers in this worker's index.")
+TIMERS_FIRED = Counter("kairos_timers_fired_total", "Timers fired, by kind.", ["kind"])
+TIMER_LATENESS_SECONDS = Histogram(
+    "kairos_timer_lateness_seconds",
+    "Wall-clock time a timer fired minus its due time (after grace).",
+    buckets=LATENCY_BUCKETS,
+)
+
+# --- delivery -------------------------------------------------------------
+DELIVERIES = Counter(
+    "kairos_deliveries_total", "Delivery outcomes, by channel.", ["channel", "outcome"]
+)
+DELIVERY_SECONDS = Histogram(
+    "kairos_delivery_seconds",
+    "Time from decision to final delivery outcome, by channel.",
+    ["channel"],
+    buckets=LATENCY_BUCKETS,
+)
+DELIVERY_RETRIES = Counter("kairos_delivery_retries_total", "Delivery retries.", ["channel"])
+CIRCUIT_OPEN = Gauge(
+    "kairos_circuit_open", "1 while the channel's circuit breaker is open.", ["channel"]
+)
+CONVERSIONS = Counter(
+    "kairos_conversions_total",
+    "Orders attributed to a trigger, by group (sent or held_out).",
+    ["trigger", "group"],
+)
+CONVERSION_REVENUE = Counter(
+    "kairos_conversion_revenue_total",
+    "Revenue of attributed orders, by trigger and group.",
+    ["trigger", "group"],
+)
+
+# --- control plane and dependencies ---------------------------------------
+CONFIG_RELOADS = Counter(
+    "kairos_config_reloads_total", "Config reload attempts, by result.", ["result"]
+)
+CONFIG_GENERATION = Gauge("kairos_config_generation", "Generation of the active config.")
+STATE_ERRORS = Counter(
+    "kairos_state_errors_total", "Table / changelog errors, by operation.", ["operation"]
+)
+REDIS_ERRORS = Counter("kairos_redis_errors_total", "Redis errors, by operation.", ["operation"])
+STATE_FLUSHES = Counter(
+    "kairos_state_flushed_total", "Customer states written to the table changelog."
+)

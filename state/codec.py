@@ -1,0 +1,38 @@
+"""Compact bytes for a customer's state: the Faust table's value and changelog record.
+
+A JSON array in field order, with a leading version number, is ~3x smaller
+than a JSON object with field names and decodes with a single orjson call.
+Adding a field: append it to ``CustomerState`` with a default; older records
+simply decode with that default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+
+import orjson
+
+from core.model import CustomerState, Profile
+
+VERSION = 1
+_FIELDS = tuple(f.name for f in fields(CustomerState))
+_PROFILE = _FIELDS.index("profile")
+
+
+def encode(state: CustomerState) -> bytes:
+    values = [VERSION]
+    values.extend(getattr(state, name) for name in _FIELDS)
+    profile = state.profile
+    if profile is not None:
+        values[_PROFILE + 1] = asdict(profile)
+    return orjson.dumps(values)
+
+
+def decode(raw: bytes) -> CustomerState:
+    values = orjson.loads(raw)
+    if values[0] != VERSION:
+        raise ValueError(f"unknown customer state version {values[0]}")
+    state = CustomerState(*values[1:])
+    if state.profile is not None:
+        state.profile = Profile(**state.profile)  # type: ignore[arg-type]
+    return state

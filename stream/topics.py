@@ -1,0 +1,22 @@
+"""Every Kafka topic of Kairos, named once."""
+
+from __future__ import annotations
+
+CLICKSTREAM = "clickstream"
+ORDERS = "orders"
+ENGAGEMENT = "engagement"
+PROFILES = "profiles"  # compacted
+INPUTS = (CLICKSTREAM, ORDERS, ENGAGEMENT)
+
+ACTIONS = "actions"
+DELIVERIES = "deliveries"
+STAGE_CHANGES = "stage-changes"
+DEAD_LETTERS = "dead-letters"
+OUTPUTS = (ACTIONS, DELIVERIES, STAGE_CHANGES, DEAD_LETTERS)
+
+ALL = (*INPUTS, PROFILES, *OUTPUTS)
+STATE_TABLE = "customers"  # Faust table; its changelog is "<app_id>-customers-changelog"
+
+
+def changelog_topic(app_id: str) -> str:
+    return f"{app_id}-{STATE_TABLE}-changelog"
