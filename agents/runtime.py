@@ -156,6 +156,10 @@ class Runtime:
                     max(0, wall - d.cause_ts) / 1000
                 )
                 await send(topics.ACTIONS, d.customer_id, d.to_record())
+        for c in step.conversions:
+            metrics.CONVERSIONS.labels(c.trigger, c.group).inc()
+            metrics.CONVERSION_REVENUE.labels(c.trigger, c.group).inc(c.revenue)
+            await send(topics.CONVERSIONS, c.customer_id, c.to_record())
 
     async def flush(self) -> None:
         async with self._flush_lock:

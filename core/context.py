@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core import policy
+from core import attribution, policy
 from core.config import Config, TriggerConfig
 from core.ids import action_id
 from core.model import CustomerState, Decision, StageChange, Step, TimerChange
@@ -74,4 +74,5 @@ class Ctx:
             cause_ts=cause_ts,
         )
         self.step.decisions.append(decision)
+        attribution.touched(state, decision)
         return decision

@@ -153,6 +153,30 @@ class StageChange:
 
 
 @dataclass(slots=True)
+class Conversion:
+    """An order attributed (last touch) to a trigger's earlier decision."""
+
+    trigger: str
+    group: str  # "sent" or "held_out"
+    action_id: str
+    customer_id: str
+    order_id: str | None
+    revenue: float
+    at: int
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "trigger": self.trigger,
+            "group": self.group,
+            "action_id": self.action_id,
+            "customer_id": self.customer_id,
+            "order_id": self.order_id,
+            "revenue": self.revenue,
+            "at": self.at,
+        }
+
+
+@dataclass(slots=True)
 class TimerChange:
     """Set (``due`` is a time) or cancel (``due`` is None) the customer's timer ``kind``."""
 
@@ -169,6 +193,7 @@ class Step:
     decisions: list[Decision] = field(default_factory=list)
     timers: list[TimerChange] = field(default_factory=list)
     stage_changes: list[StageChange] = field(default_factory=list)
+    conversions: list[Conversion] = field(default_factory=list)
     duplicate: bool = False
     late: bool = False
 
@@ -198,4 +223,5 @@ class CustomerState:
     timers: dict[str, int] = field(default_factory=dict)  # kind -> due (ms)
     marks: dict[str, int] = field(default_factory=dict)  # trigger bookkeeping (last fired...)
     optouts: list[str] = field(default_factory=list)  # channels unsubscribed by event
+    touches: list[list[Any]] = field(default_factory=list)  # [[trigger, at, group, action_id]]
     profile: Profile | None = None

@@ -12,7 +12,8 @@ ACTIONS = "actions"
 DELIVERIES = "deliveries"
 STAGE_CHANGES = "stage-changes"
 DEAD_LETTERS = "dead-letters"
-OUTPUTS = (ACTIONS, DELIVERIES, STAGE_CHANGES, DEAD_LETTERS)
+CONVERSIONS = "conversions"  # an extension of the contract: orders attributed to triggers
+OUTPUTS = (ACTIONS, DELIVERIES, STAGE_CHANGES, DEAD_LETTERS, CONVERSIONS)
 
 ALL = (*INPUTS, PROFILES, *OUTPUTS)
 STATE_TABLE = "customers"  # Faust table; its changelog is "<app_id>-customers-changelog"

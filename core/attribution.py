@@ -1,0 +1,45 @@
+"""Last-touch conversion attribution, for measuring each trigger's uplift against its holdout.
+
+A decision counts as a touch when the customer was eligible: sent (or deferred,
+or shadow) and held out alike, so the two groups are comparable
+(intent-to-treat). An ``order_placed`` within the trigger's
+``attribution_window`` after the most recent touch converts it, once.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from core.model import Conversion, CustomerState, Decision, Event
+
+if TYPE_CHECKING:
+    from core.context import Ctx
+
+GROUP_OF = {"send": "sent", "deferred_quiet_hours": "sent", "held_out": "held_out"}
+_MAX_TOUCHES = 8
+
+
+def touched(state: CustomerState, decision: Decision) -> None:
+    group = GROUP_OF.get(decision.status)
+    if group is None:
+        return
+    touches = state.touches
+    touches.append([decision.trigger, decision.decided_at, group, decision.action_id])
+    if len(touches) > _MAX_TOUCHES:
+        del touches[0]
+
+
+def on_order(ctx: Ctx, ev: Event) -> None:
+    state, triggers = ctx.state, ctx.cfg.triggers
+    for i in range(len(state.touches) - 1, -1, -1):
+        trigger, at, group, action_id = state.touches[i]
+        tcfg = triggers.get(trigger)
+        if tcfg is None or not at <= ev.ts <= at + tcfg.attribution_window:
+            continue
+        del state.touches[i]
+        ctx.step.conversions.append(
+            Conversion(
+                trigger, group, action_id, state.customer_id, ev.order_id, ev.total or 0.0, ev.ts
+            )
+        )
+        return

@@ -1,0 +1,44 @@
+"""``kairos``: one entry point, one sub-command per module.
+
+Each command module defines ``configure(parser)`` (its arguments and help) and
+``run(args) -> int`` (exit status); modules are imported only when their
+command runs, so ``kairos --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = {
+    "worker": ("kairos.worker_cli", "run a Faust worker (the customer agent)"),
+    "dispatcher": ("kairos.dispatcher_cli", "deliver the 'send' actions through their channels"),
+    "simulate": ("kairos.simulate", "publish realistic simulated customer traffic"),
+    "publish": ("kairos.publish", "publish contract events from a JSON-lines file"),
+    "dev": ("kairos.dev", "run everything on this machine: broker, redis, worker, simulator"),
+    "replay": ("kairos.replay", "run the core offline over event files and report what fires"),
+    "triggers": ("kairos.triggers_cli", "validate, list, switch and tune triggers, live"),
+    "report": ("kairos.report", "per-trigger effect: sent vs held out, uplift with 95%% CI"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(
+        prog="kairos", description="Kairos: real-time behavioural triggers on Kafka and Faust."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    chosen = argv[0] if argv and argv[0] in COMMANDS else None
+    modules = {}
+    for name, (module_name, help_text) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:  # only the chosen command's module is imported
+            modules[name] = importlib.import_module(module_name)
+            modules[name].configure(sp)
+    args = parser.parse_args(argv)
+    return int(modules[args.command].run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
