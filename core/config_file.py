@@ -67,7 +67,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.source}:{self.line}: {self.key}: {self.message}"
+        where = f"{self.source}:{self.line}" if self.line else self.source  # 0: not from a file
+        return f"{where}: {self.key}: {self.message}"
 
 
 class ConfigError(ValueError):
@@ -83,8 +84,12 @@ def load_config(path: str | Path) -> Config:
     return parse_config(Path(path).read_text(encoding="utf-8"), str(path))
 
 
-def parse_config(text: str, source: str) -> Config:
-    """Validate YAML ``text`` (named ``source`` in messages) and merge it over the defaults."""
+def parse_config(text: str, source: str, base: Config | None = None) -> Config:
+    """Validate YAML ``text`` (named ``source`` in messages) and merge it over ``base``.
+
+    ``base`` defaults to the documented defaults; live overrides pass the file's config.
+    """
+    base = Config() if base is None else base
     loader = yaml.SafeLoader(text)
     try:
         root = loader.get_single_node()
@@ -96,7 +101,7 @@ def parse_config(text: str, source: str) -> Config:
     finally:
         loader.dispose()
     if root is None or (root.tag == _NULL and isinstance(root, yaml.ScalarNode)):
-        return Config()  # an empty or comments-only file keeps every default
+        return base  # an empty or comments-only file keeps every default
     reader = _Reader(source)
     if not isinstance(root, yaml.MappingNode):
         sections = ", ".join(f.name for f in fields(Config))
@@ -104,7 +109,7 @@ def parse_config(text: str, source: str) -> Config:
             root, "(top level)", f"expected a mapping of sections ({sections}), got {_shown(root)}"
         )
         raise ConfigError(reader.problems)
-    cfg = reader.dataclass(Config(), root, "", None)
+    cfg = reader.dataclass(base, root, "", None)
     if reader.problems:
         raise ConfigError(reader.problems)
     return cfg

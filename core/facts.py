@@ -26,21 +26,31 @@ COUNTER_OF = {
 }
 # Events a customer does (as opposed to order follow-ups and unsubscribes).
 ACTIVITY = frozenset(COUNTER_OF) | {"remove_from_cart", "order_placed", "subscribe"}
+_CART_EVENTS = frozenset({"add_to_cart", "remove_from_cart", "checkout_started"})
 _MAX_CART_EVENTS = 10
 _MAX_ORDERS = 10
+# An order in ``CustomerState.orders``: [placed_ts, total, order_id, paid_ts (0 = unpaid),
+# status, order_placed event_id, order_paid event_id (or None)].
+OPEN, CLOSED = 0, 1  # status: CLOSED once cancelled or refunded
 
 
 def is_duplicate(state: CustomerState, ev: Event, cfg: EngineConfig) -> bool:
-    """True if ``ev.event_id`` was seen within the horizon; otherwise remember it."""
+    """True if ``ev.event_id`` was seen within the horizon; otherwise remember it.
+
+    ``state.seen`` is flat, ``[digest, ts, digest, ts, ...]`` oldest first, so the
+    membership test runs in C. A 56-bit digest equal to some remembered ``ts`` is as
+    likely as a digest collision (about 2**-56 per pair), so a flat list is safe.
+    """
     digest = event_digest(ev.event_id)
     seen = state.seen
-    for entry in seen:
-        if entry[0] == digest:
-            return True
-    seen.append([digest, ev.ts])
-    horizon = max(state.max_ts, ev.ts) - cfg.dedupe_horizon
-    while seen and (len(seen) > cfg.dedupe_size or seen[0][1] < horizon):
-        seen.pop(0)
+    if digest in seen:
+        return True
+    seen.append(digest)
+    seen.append(ev.ts)
+    if len(seen) > 2 * cfg.dedupe_size or seen[1] < state.max_ts - cfg.dedupe_horizon:
+        horizon = max(state.max_ts, ev.ts) - cfg.dedupe_horizon
+        while seen and (len(seen) > 2 * cfg.dedupe_size or seen[1] < horizon):
+            del seen[:2]
     return False
 
 
@@ -59,15 +69,21 @@ def apply(state: CustomerState, ev: Event, cfg: EngineConfig, late: bool) -> Non
         state.last_active = ts
     counter = COUNTER_OF.get(etype)
     if counter is not None and not late:  # late events keep facts but leave windows alone
-        now = state.max_ts
-        windows.add(state.counts.setdefault(counter, []), ts, now)
-        windows.add(state.counts.setdefault("activity", []), ts, now)
+        buckets = state.counts.get(counter)
+        if buckets is None:
+            buckets = state.counts[counter] = []
+        windows.add(buckets, ts, state.max_ts)
 
     if etype == "product_view":
-        views = state.views
-        views.append([ts, ev.product_id, ev.category, ev.event_id])
-        if len(views) > cfg.recent_views:
-            del views[0]
+        if not late:  # recent views are a window too: a late view is too old to show intent
+            views = state.views
+            views.append([ts, ev.product_id, ev.category, ev.event_id])
+            if len(views) > cfg.recent_views:
+                del views[0]
+    elif etype in _CART_EVENTS and state.orders and ts <= state.orders[-1][0]:
+        # Topics are consumed independently, so an order can arrive before the cart
+        # events that led to it: a cart change older than the last order was settled by it.
+        pass
     elif etype == "add_to_cart":
         if not state.cart and not state.checkout_value:
             state.cart_id += 1
@@ -102,8 +118,9 @@ def apply(state: CustomerState, ev: Event, cfg: EngineConfig, late: bool) -> Non
         _cart_touched(state, ev)
     elif etype == "order_placed":
         orders = state.orders
-        orders.append([ts, ev.total or 0.0, ev.order_id])
-        orders.sort(key=lambda o: o[0])
+        orders.append([ts, ev.total or 0.0, ev.order_id, 0, OPEN, ev.event_id, None])
+        if len(orders) > 1 and orders[-2][0] > ts:
+            orders.sort(key=_order_ts)
         if len(orders) > _MAX_ORDERS:
             del orders[0]
         state.order_count += 1
@@ -111,6 +128,15 @@ def apply(state: CustomerState, ev: Event, cfg: EngineConfig, late: bool) -> Non
         state.cart.clear()
         state.checkout_value = 0.0
         state.checkouts = 0
+    elif etype == "order_paid":
+        order = find_order(state, ev.order_id)
+        if order is not None and not order[3]:
+            order[3] = ts
+            order[6] = ev.event_id
+    elif etype == "order_cancelled" or etype == "order_refunded":
+        order = find_order(state, ev.order_id)
+        if order is not None:
+            order[4] = CLOSED
     elif etype == "unsubscribe":
         if ev.channel not in state.optouts:
             state.optouts.append(ev.channel)  # type: ignore[arg-type]
@@ -132,5 +158,58 @@ def _cart_touched(state: CustomerState, ev: Event) -> None:
         del events[0]
 
 
+def _order_ts(order: list) -> int:
+    return order[0]
+
+
+def find_order(state: CustomerState, order_id: str | None) -> list | None:
+    """The remembered order ``order_id`` (the last ``_MAX_ORDERS`` are kept), or None."""
+    for order in reversed(state.orders):
+        if order[2] == order_id:
+            return order
+    return None
+
+
+def activity(state: CustomerState, now: int, window: int) -> int:
+    """Counted activity (all counters) in ``(now - window, now]``, to bucket precision."""
+    total = windows.total
+    return sum(total(buckets, now, window) for buckets in state.counts.values())
+
+
 def orders_within(state: CustomerState, now: int, window: int) -> int:
     return sum(1 for order in state.orders if order[0] > now - window)
+
+
+def view_burst(
+    state: CustomerState, field: int, key: str | None, ts: int, window: int, min_views: int
+) -> int:
+    """Did the view at ``ts`` complete a burst of ``min_views`` views within ``window``?
+
+    Views count together when they share ``views[field]`` (1 = product, 2 = category)
+    equal to ``key``. Returns the newest view time of the burst if the view at ``ts``
+    completed one that the other views did not already make (so a burst fires once,
+    whatever order its views arrive in), else 0. Scans the recent views only.
+    """
+    if key is None:
+        return 0
+    times = [v[0] for v in state.views if v[field] == key]
+    if len(times) < min_views:
+        return 0
+    low, high = ts - window, ts + window
+    times = sorted(t for t in times if low <= t <= high)
+    if len(times) < min_views:
+        return 0
+    last = _burst_end(times, window, min_views)
+    if not last:
+        return 0
+    times.remove(ts)
+    return 0 if _burst_end(times, window, min_views) else last
+
+
+def _burst_end(times: list[int], window: int, min_views: int) -> int:
+    """The newest time ending a run of ``min_views`` sorted times spanning <= window, or 0."""
+    end = 0
+    for i in range(len(times) - min_views + 1):
+        if times[i + min_views - 1] - times[i] <= window:
+            end = times[i + min_views - 1]
+    return end

@@ -10,7 +10,12 @@ Rules (thresholds in ``journey:`` of the config):
   ``churned`` after ``churned_after``: a timer (kind ``journey``) kept in state,
   fired on the clock, not on the next event.
 - Any activity of an ``at_risk`` or ``churned`` customer brings them back to
-  ``purchase`` (or ``loyalty`` if they still qualify).
+  ``purchase`` (or ``loyalty`` if they still qualify), unless the event is older
+  than the newest activity already known (a late straggler is not a return).
+- Out-of-order events give the same stage: the funnel only moves forward and
+  purchaser stages depend on the orders, not on their arrival order. Late
+  events (older than ``engine.late_grace``) still move the stage; they only
+  skip the windows (see ``core.facts``).
 """
 
 from __future__ import annotations
@@ -42,13 +47,13 @@ def on_event(ctx: Ctx, ev: Event) -> None:
     state = ctx.state
     stage = state.stage
     if etype == "order_placed" or stage in _PURCHASERS:
-        returning = stage in ("at_risk", "churned")
-        if etype == "order_placed" or returning:
+        # Only news brings a customer back: an old event (already older than the newest
+        # activity we knew when they went quiet) does not.
+        returning = stage in ("at_risk", "churned") and ev.ts >= state.last_active
+        if etype == "order_placed" or returning:  # loyalty changes only with orders
             ctx.stage(_purchaser_stage(ctx, ev.ts), ev.event_id, ev.ts)
-        elif stage == "purchase" and _purchaser_stage(ctx, ev.ts) == "loyalty":
-            ctx.stage("loyalty", ev.event_id, ev.ts)
         # A pending deadline re-arms itself when it pops; only a return needs an earlier one.
-        if returning or TIMER not in state.timers:
+        if returning or (TIMER not in state.timers and state.stage != "churned"):
             ctx.set_timer(TIMER, state.last_active + ctx.cfg.journey.at_risk_after)
         return
     target = _FUNNEL.get(etype, "awareness")

@@ -207,7 +207,7 @@ class CustomerState:
     first_seen: int = 0
     last_active: int = 0  # event time of the last activity
     max_ts: int = 0  # newest event time seen: the reference for late events
-    seen: list[list[int]] = field(default_factory=list)  # [[event_id digest, ts], ...]
+    seen: list[int] = field(default_factory=list)  # [digest, ts, digest, ts, ...]
     cart: dict[str, list[float]] = field(default_factory=dict)  # product_id -> [qty, price]
     cart_id: int = 0  # increments when an empty cart gets its first item
     cart_at: int = 0
@@ -216,7 +216,7 @@ class CustomerState:
     views: list[list[Any]] = field(default_factory=list)  # [[ts, product_id, category, id]]
     checkouts: int = 0  # checkouts started since the last order
     checkout_value: float = 0.0  # cart_value of the last checkout_started, if given
-    orders: list[list[Any]] = field(default_factory=list)  # [[ts, total, order_id]], newest last
+    orders: list[list[Any]] = field(default_factory=list)  # [[ts, total, order_id, ...]]: core.facts
     order_count: int = 0
     revenue: float = 0.0
     counts: dict[str, list[list[int]]] = field(default_factory=dict)  # windows.Counts

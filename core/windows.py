@@ -2,10 +2,12 @@
 
 Each counter is a short list of ``[bucket_start_ms, count]``: minute buckets for
 the last hour, hour buckets for the last day, day buckets for 30 days; older
-buckets are merged coarser as time passes and dropped after 30 days. So a
-customer's windows stay under ~114 buckets per counter however active they
-are, and a count over a window is exact to its bucket size (1 min for windows
-up to an hour, 1 h up to a day, 1 day beyond).
+buckets are merged coarser as time passes and dropped after 30 days. Merging
+runs when a new bucket starts a new hour and the counter holds more than
+``_COMPACT_AT`` buckets, so a customer's windows stay under ~180 buckets per
+counter however active they are, the merge costs at most one pass per hour
+of activity, and a count over a window is exact to its bucket size (1 min for
+windows up to an hour, 1 h up to a day, 1 day beyond).
 """
 
 from __future__ import annotations
@@ -24,19 +26,28 @@ Buckets = list[list[int]]
 def add(buckets: Buckets, ts: int, now: int, n: int = 1) -> None:
     """Count ``n`` at event time ``ts`` (``now`` is the newest event time seen)."""
     start = ts - ts % MINUTE
-    if buckets and buckets[-1][0] == start:
-        buckets[-1][1] += n
-        return
-    if not buckets or buckets[-1][0] < start:
+    if not buckets:
         buckets.append([start, n])
-    else:  # out of order: find or insert its bucket (coarse buckets absorb old events)
-        for bucket in reversed(buckets):
-            if bucket[0] <= ts < bucket[0] + _width(bucket[0], now):
+        return
+    last = buckets[-1]
+    if last[0] == start:
+        last[1] += n
+        return
+    if last[0] < start:
+        buckets.append([start, n])
+        # Coarsen at most once per hour boundary: bounded work however active the customer.
+        if len(buckets) > _COMPACT_AT and start // HOUR != last[0] // HOUR:
+            compact(buckets, now)
+        return
+    # Out of order: find its bucket (coarse buckets absorb old events) or insert one.
+    for bucket in reversed(buckets):
+        begin = bucket[0]
+        if begin <= ts:
+            if ts < begin + _width(begin, now):
                 bucket[1] += n
                 return
-        insort(buckets, [start, n])
-    if len(buckets) > _COMPACT_AT:
-        compact(buckets, now)
+            break
+    insort(buckets, [start, n])
 
 
 def _width(start: int, now: int) -> int:

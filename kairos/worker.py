@@ -64,6 +64,19 @@ def build(settings: Settings, cfg: Config) -> tuple[faust.App, Runtime]:
     install(app, runtime, table)
     redis = aioredis.from_url(settings.redis_url)
 
+    # Live config: file + Redis overrides now, then followed (see state/live_config.py).
+    from state.live_config import ConfigWatcher
+
+    def use(new: Config) -> None:
+        runtime.cfg = new  # atomic for the next event or timer
+
+    watcher = ConfigWatcher(settings.config_path, settings.redis_url, redis, use)
+    watcher.load_initial(cfg)
+
+    @app.task
+    async def follow_config() -> None:
+        await watcher.run()
+
     async def ready() -> tuple[bool, dict[str, str]]:
         checks = {"partitions": "recovered" if runtime.recovered else "recovering"}
         try:

@@ -1,0 +1,42 @@
+# Targets named in README.md. Everything runs from the project's own venv.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+
+.PHONY: install demo test test-unit lint format bench bench-quick clean
+
+$(VENV)/.installed: pyproject.toml
+	test -d $(VENV) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install  ## broker + redis + worker + dispatcher + simulated traffic for 60 s
+	$(VENV)/bin/kairos dev --duration 60 --summary-json var/demo-summary.json
+
+test: install  ## the whole suite: unit tests and integration tests on real processes
+	$(VENV)/bin/pytest -q
+
+test-unit: install
+	$(VENV)/bin/pytest -q tests/unit
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install  ## the full benchmark table (about 10 minutes)
+	$(PIP) install -q -e '.[bench]'
+	$(PY) -m bench.run --full
+
+bench-quick: install  ## the same table on smaller sizes (under 3 minutes)
+	$(PIP) install -q -e '.[bench]'
+	$(PY) -m bench.run --quick
+
+clean:
+	rm -rf var build dist *.egg-info .pytest_cache .ruff_cache

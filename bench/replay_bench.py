@@ -1,0 +1,175 @@
+"""Replay throughput: decode + core over N synthetic events, every trigger on.
+
+    .venv/bin/python bench/replay_bench.py [--events 500000] [--profile]
+
+Generates a seeded, realistic mix (sessions of page and product views, searches,
+carts, checkouts, orders and their follow-ups, message opens, NPS answers and
+reviews, a few unsubscribes and bad lines) over many customers and 60 days,
+writes it to a temporary JSON-lines file, runs ``kairos.replay`` on it and
+prints events/s, then one JSON line with ``replay_eps``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.config import Config
+from kairos.replay import run_replay
+
+START = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+DAY = 86_400_000
+CATEGORIES = ("shoes", "shirts", "bags", "watches", "books", "games", "kitchen", "garden")
+
+
+def generate(n: int, seed: int = 7, days: int = 60) -> list[bytes]:
+    """About ``n`` JSON lines: sessions of ~25 customers per 1,000 events, in no set order."""
+    rng = random.Random(seed)
+    products = [
+        (f"sku-{i:04d}", rng.choice(CATEGORIES), round(rng.uniform(5, 250), 2)) for i in range(500)
+    ]
+    customers = [f"cust-{i:07d}" for i in range(max(1, n // 40))]
+    lines: list[bytes] = []
+    seq = 0
+
+    def emit(obj: dict) -> None:
+        nonlocal seq
+        seq += 1
+        obj["event_id"] = f"ev-{seq:09d}"
+        lines.append(orjson.dumps(obj))
+
+    for cid in customers:
+        lines.append(
+            orjson.dumps(
+                {
+                    "topic": "profiles",
+                    "customer_id": cid,
+                    "value": {
+                        "email": f"{cid}@example.com",
+                        "timezone": rng.choice(("UTC", "Europe/Berlin", "America/New_York")),
+                        "consent": {"email": True, "push": rng.random() < 0.8, "sms": False},
+                    },
+                }
+            )
+        )
+    while len(lines) < n:
+        cid = rng.choice(customers)
+        ts = START + rng.randrange(days * DAY)
+        sid = f"s-{rng.getrandbits(32):08x}"
+        base = {"customer_id": cid, "session_id": sid}
+
+        def ev(etype: str, base: dict = base, **fields: object) -> None:
+            nonlocal ts
+            ts += rng.randrange(5_000, 90_000)
+            emit({**base, "type": etype, "ts": ts, **fields})
+
+        ev(rng.choice(("session_start", "app_open")))
+        for _ in range(rng.randrange(0, 3)):
+            ev("page_view", url=f"/p/{rng.randrange(100)}")
+        if rng.random() < 0.4:
+            ev("search", query=rng.choice(CATEGORIES))
+        focus = rng.choice(products)
+        cart: list[tuple[str, str, float]] = []
+        for _ in range(rng.randrange(1, 7)):
+            pid, cat, price = focus if rng.random() < 0.5 else rng.choice(products)
+            ev("product_view", product_id=pid, category=cat, price=price, currency="EUR")
+            if rng.random() < 0.15:
+                ev("add_to_cart", product_id=pid, quantity=1, price=price, currency="EUR")
+                cart.append((pid, cat, price))
+        if cart and rng.random() < 0.1:
+            ev("remove_from_cart", product_id=cart.pop()[0])
+        if cart and rng.random() < 0.55:
+            value = round(sum(p for _, _, p in cart), 2)
+            ev("checkout_started", cart_value=value, currency="EUR")
+            if rng.random() < 0.3:
+                ev("checkout_started", cart_value=value, currency="EUR")
+            if rng.random() < 0.6:
+                oid = f"o-{rng.getrandbits(40):010x}"
+                items = [{"product_id": p, "quantity": 1, "price": pr} for p, _, pr in cart]
+                ev("order_placed", order_id=oid, total=value, currency="EUR", items=items)
+                ev("order_paid", order_id=oid)
+                roll = rng.random()
+                if roll < 0.05:
+                    ev("order_cancelled", order_id=oid)
+                elif roll < 0.08:
+                    ev("order_refunded", order_id=oid)
+                else:
+                    ts += DAY
+                    ev("order_shipped", order_id=oid)
+        roll = rng.random()
+        if roll < 0.2:
+            ev(rng.choice(("email_open", "email_click", "push_open")), campaign_id="c1")
+        elif roll < 0.24:
+            ev("nps", score=rng.randrange(0, 11))
+        elif roll < 0.26:
+            ev("review", score=rng.randrange(1, 6))
+        elif roll < 0.262:
+            ev("unsubscribe", channel=rng.choice(("email", "push", "all")))
+        if rng.random() < 0.001:
+            lines.append(b'{"type": "product_view", "customer_id": "broken"}')
+    rng.shuffle(lines)
+    return lines[:n]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=500_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--profile", action="store_true", help="cProfile the replay (1 process)")
+    args = parser.parse_args()
+    lines = generate(args.events, args.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "events.jsonl")
+        with open(path, "wb") as f:
+            f.write(b"\n".join(lines) + b"\n")
+        cfg = Config()
+        jobs = 1 if args.profile else args.jobs
+        profiler = cProfile.Profile() if args.profile else None
+        started = time.perf_counter()
+        if profiler:
+            profiler.enable()
+        (result,) = run_replay([path], [cfg], jobs=jobs)
+        if profiler:
+            profiler.disable()
+        ended = time.perf_counter()
+    total = ended - started
+    eps = result.events / total
+    fired = {t: sum(c.values()) for t, c in sorted(result.fired.items())}
+    print(
+        f"{result.events:,} events ({result.invalid} invalid), {len(lines):,} lines: "
+        f"{jobs} process(es), {total:.2f}s = {eps:,.0f} events/s; "
+        f"{result.timers_fired:,} timers fired"
+    )
+    print(f"decisions: {fired}")
+    if profiler:
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    print(
+        orjson.dumps(
+            {
+                "bench": "replay",
+                "events": result.events,
+                "seconds": round(total, 3),
+                "replay_eps": round(eps),
+                "jobs": jobs,
+                "python": sys.version.split()[0],
+                "cpus": os.cpu_count(),
+            }
+        ).decode()
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

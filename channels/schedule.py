@@ -1,0 +1,85 @@
+"""The dispatcher's durable queue of actions to deliver, in Redis, shared by every worker.
+
+A sorted set ``kairos:dispatch:due`` (member ``action_id``, score = when to deliver, epoch
+ms) and a hash ``kairos:dispatch:actions`` (``action_id`` -> the action record as JSON).
+Immediate sends, quiet-hours deferrals and frequency-cap deferrals are all entries here,
+so they survive restarts and rebalances and any dispatcher may deliver them.
+
+``pop_due`` hands out due entries under a lease: it moves their score ``lease_ms`` into
+the future in the same atomic step, so two workers never take the same entry, and an
+entry whose worker died comes back when the lease ends. ``complete`` removes an entry
+once its outcome is recorded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+DUE_KEY = "kairos:dispatch:due"
+ACTIONS_KEY = "kairos:dispatch:actions"
+
+_ADD = """
+if redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[2]) == 1 then
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+  return 1
+end
+return 0
+"""
+
+_POP_DUE = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+local out = {}
+for _, id in ipairs(ids) do
+  local body = redis.call('HGET', KEYS[2], id)
+  if body then
+    redis.call('ZADD', KEYS[1], ARGV[2], id)
+    table.insert(out, body)
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return out
+"""
+
+
+class Schedule:
+    def __init__(self, redis: Redis, *, lease_ms: int) -> None:
+        self._redis = redis
+        self.lease_ms = lease_ms
+        self._add = redis.register_script(_ADD)
+        self._pop = redis.register_script(_POP_DUE)
+
+    async def add(self, action: dict[str, Any], due: int) -> bool:
+        """Queue ``action`` for ``due``; False (and no change) if it is already queued."""
+        args = [due, action["action_id"], orjson.dumps(action)]
+        return bool(await self._add(keys=[DUE_KEY, ACTIONS_KEY], args=args))
+
+    async def reschedule(self, action: dict[str, Any], due: int) -> None:
+        """Move a taken entry to ``due`` (a deferral), storing the updated action."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(DUE_KEY, {action["action_id"]: due})
+            pipe.hset(ACTIONS_KEY, action["action_id"], orjson.dumps(action))
+            await pipe.execute()
+
+    async def pop_due(self, now: int, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` entries due at ``now``, leased to the caller for ``lease_ms``."""
+        if limit <= 0:
+            return []
+        raw = await self._pop(keys=[DUE_KEY, ACTIONS_KEY], args=[now, now + self.lease_ms, limit])
+        return [orjson.loads(body) for body in raw]
+
+    async def complete(self, action_id: str) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(DUE_KEY, action_id)
+            pipe.hdel(ACTIONS_KEY, action_id)
+            await pipe.execute()
+
+    async def due_at(self, action_id: str) -> int | None:
+        score = await self._redis.zscore(DUE_KEY, action_id)
+        return None if score is None else int(score)
+
+    async def size(self) -> int:
+        return int(await self._redis.zcard(DUE_KEY))

@@ -1,0 +1,62 @@
+"""Limited-time offer: high intent in the session earns a discount code that expires.
+
+Fires in the same call as the qualifying event (no timer) when either
+- a product view completes ``min_views`` views of one product within ``window``, or
+- a ``checkout_started`` is the ``checkout_attempts``-th since the last order.
+Each burst or checkout run fires once; the decision carries a unique ``code``
+(:func:`core.ids.offer_code`) and ``expires_at`` = decided_at + ``valid_for``.
+The cooldown (policy, via marks) keeps offers rare. Late events never fire it:
+intent that old is no longer in session.
+"""
+
+from __future__ import annotations
+
+from core.config import LimitedTimeOfferConfig
+from core.context import Ctx
+from core.facts import cart_value, view_burst
+from core.ids import offer_code
+from core.model import Event
+
+NAME = "limited_time_offer"
+EVENTS = frozenset({"product_view", "checkout_started"})
+
+
+def on_event(ctx: Ctx, ev: Event, cfg: LimitedTimeOfferConfig, late: bool) -> None:
+    if late:
+        return
+    state = ctx.state
+    if ev.type == "product_view":
+        if not view_burst(state, 1, ev.product_id, ev.ts, cfg.window, cfg.min_views):
+            return
+        product_id = ev.product_id
+        sources = tuple(
+            v[3]
+            for v in state.views
+            if v[1] == product_id and -cfg.window <= v[0] - ev.ts <= cfg.window
+        )
+        why = f"{len(sources)} views of product {product_id} within {cfg.window // 1000}s"
+    else:
+        if state.checkouts != cfg.checkout_attempts:
+            return
+        product_id = max(state.cart, key=lambda p: state.cart[p][1], default=None)
+        sources = tuple(state.cart_events)
+        why = (
+            f"{state.checkouts} checkouts started without an order (cart worth {cart_value(state)})"
+        )
+    expires_at = ctx.now + cfg.valid_for
+    code = offer_code(NAME, state.customer_id, ev.event_id)
+    ctx.decide(
+        NAME,
+        cfg,
+        ev.event_id,
+        reason=f"{why}; offer {code} until {expires_at}",
+        payload={
+            "product_id": product_id,
+            "code": code,
+            "expires_at": expires_at,
+            "discount_percent": cfg.discount_percent,
+            "reason": why,
+        },
+        sources=sources,
+        cause_ts=ev.ts,
+    )

@@ -1,0 +1,75 @@
+"""Post-purchase follow-up: a review request or cross-sell ``delay`` after each order.
+
+The clock starts at ``on``: ``order_paid`` (default) or ``order_placed``. One
+timer serves every pending order: it is due for the oldest one, and when it
+pops it follows up each order whose time has come, then re-arms for the next.
+A mark keeps the newest start already followed up, so an order is followed up
+once. An order cancelled or refunded before its follow-up gets none; an
+``order_paid`` for an order not seen (or no longer remembered) is ignored,
+since the follow-up needs the order's total.
+"""
+
+from __future__ import annotations
+
+from core.config import PostPurchaseConfig
+from core.context import Ctx
+from core.facts import CLOSED
+from core.model import Event
+
+NAME = "post_purchase"
+EVENTS = frozenset({"order_placed", "order_paid", "order_cancelled", "order_refunded"})
+TIMER = "post_purchase"
+TIMERS = frozenset({TIMER})
+_DONE = "post_purchase.done"  # start time of the newest order followed up
+
+
+def _start(order: list, cfg: PostPurchaseConfig) -> int:
+    """When this order's follow-up clock started (0: not yet)."""
+    return order[0] if cfg.on == "order_placed" else order[3]
+
+
+def _next_due(ctx: Ctx, cfg: PostPurchaseConfig) -> int | None:
+    done = ctx.state.marks.get(_DONE, 0)
+    starts = [s for o in ctx.state.orders if o[4] != CLOSED and (s := _start(o, cfg)) and s > done]
+    return min(starts) + cfg.delay if starts else None
+
+
+def on_event(ctx: Ctx, ev: Event, cfg: PostPurchaseConfig, late: bool) -> None:
+    if ev.type == cfg.on or ev.type in ("order_cancelled", "order_refunded"):
+        due = _next_due(ctx, cfg)
+        pending = ctx.state.timers.get(TIMER)
+        if due is None:
+            ctx.cancel_timer(TIMER)
+        elif pending is None or due < pending:  # a later deadline re-arms when it pops
+            ctx.set_timer(TIMER, due)
+
+
+def on_timer(ctx: Ctx, kind: str, due: int, cfg: PostPurchaseConfig) -> None:
+    state = ctx.state
+    done = state.marks.get(_DONE, 0)
+    ready = sorted(
+        (o for o in state.orders if o[4] != CLOSED and done < _start(o, cfg) <= due - cfg.delay),
+        key=lambda o: _start(o, cfg),
+    )
+    for order in ready:
+        start = _start(order, cfg)
+        state.marks[_DONE] = start
+        order_id, total = order[2], order[1]
+        ctx.decide(
+            NAME,
+            cfg,
+            order_id,
+            reason=f"{cfg.kind} for order {order_id} ({total}): {cfg.on} at {start}, "
+            f"not cancelled or refunded within {cfg.delay // 1000}s",
+            payload={
+                "order_id": order_id,
+                "kind": cfg.kind,
+                "total": total,
+                "currency": state.currency or "",
+            },
+            sources=tuple(e for e in (order[5], order[6]) if e),
+            cause_ts=start + cfg.delay,
+        )
+    following = _next_due(ctx, cfg)
+    if following is not None:
+        ctx.set_timer(TIMER, following)

@@ -1,0 +1,117 @@
+"""``kairos dispatcher``: a Faust worker (app id ``{KAIROS_APP_ID}-dispatcher``) that
+delivers ``send`` actions. Settings: ``stream/settings.py`` and ``channels/dispatch.py``.
+
+Channels are built from the environment (``channels/settings.py``); a channel whose
+variables are missing is left out, and its actions get a ``failed`` outcome naming it.
+``KAIROS_CHANNEL_OVERRIDE=console`` prints every message instead (the dev demo).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import os
+from typing import Any
+
+log = logging.getLogger("kairos.dispatcher")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="campaign config file (default: $KAIROS_CONFIG)")
+    parser.add_argument(
+        "--metrics-port", type=int, help="default: $KAIROS_DISPATCHER_METRICS_PORT or 9101"
+    )
+
+
+def build_channels(override: str) -> list[Any]:
+    from channels.settings import FACTORIES, SettingsError, channel_from_env
+
+    if override:
+        return [channel_from_env(override)]
+    built = []
+    for name in FACTORIES:
+        try:
+            built.append(channel_from_env(name))
+        except SettingsError as exc:
+            log.info("channel %s not configured: %s", name, exc)
+    return built
+
+
+def build(settings: Any) -> Any:
+    import redis.asyncio as aioredis
+
+    from agents.dispatcher import LiveConfig, install
+    from channels.contacts import ContactBook
+    from channels.dispatch import Dispatcher, DispatchSettings, lease_ms
+    from channels.idempotency import DeliveryLedger
+    from channels.policy import ContactPolicy
+    from channels.resilience import ChannelPool
+    from channels.schedule import Schedule
+    from channels.settings import retry_policy_from_env
+    from monitoring import http
+    from stream.app import create_app
+    from stream.output import Output
+
+    dsettings = DispatchSettings.from_env()
+    app_settings = dataclasses.replace(settings, app_id=f"{settings.app_id}-dispatcher")
+    app = create_app(app_settings)
+    redis = aioredis.from_url(settings.redis_url)
+    retry = retry_policy_from_env()
+    lease = lease_ms(retry)
+    pool = ChannelPool(
+        build_channels(dsettings.channel_override),
+        policy=retry,
+        concurrency=dsettings.concurrency,
+        failure_threshold=dsettings.circuit_failures,
+        cooldown_s=dsettings.circuit_cooldown_s,
+    )
+    live = LiveConfig(settings.config_path)
+    contacts = ContactBook(redis)
+    dispatcher = Dispatcher(
+        config=live,
+        pool=pool,
+        schedule=Schedule(redis, lease_ms=lease),
+        ledger=DeliveryLedger(redis, lease_ms=lease),
+        policy=ContactPolicy(redis),
+        contacts=contacts,
+        output=Output(settings.bootstrap, client_id=app_settings.app_id),
+        settings=dsettings,
+    )
+    install(app, dispatcher, contacts, live)
+
+    async def ready() -> tuple[bool, dict[str, str]]:
+        checks = {"channels": ", ".join(sorted(pool.channels)) or "none"}
+        try:
+            await redis.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:  # readiness reports any failure as a reason
+            checks["redis"] = f"unreachable: {exc}"
+        return checks["redis"] == "ok", checks
+
+    if dsettings.metrics_port:
+
+        @app.task
+        async def serve_metrics() -> None:
+            await http.serve(dsettings.metrics_port, ready)
+
+    return app
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.config:
+        os.environ["KAIROS_CONFIG"] = args.config
+    if args.metrics_port is not None:
+        os.environ["KAIROS_DISPATCHER_METRICS_PORT"] = str(args.metrics_port)
+    import faust
+
+    from kairos.worker import ensure_topics
+    from stream.settings import Settings
+
+    settings = Settings()
+    asyncio.run(ensure_topics(settings))
+    app = build(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    worker.execute_from_commandline()
+    return 0

@@ -1,0 +1,243 @@
+"""``kairos simulate``: realistic customer traffic, live to Kafka or to a JSON-lines file.
+
+Customers browse in sessions (page and product views, searches), put items in
+carts, start checkouts, buy or abandon, open messages, answer NPS surveys,
+sometimes unsubscribe, and some go quiet for good. Everything is drawn from a
+seeded ``random.Random``: the same seed gives the same traffic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from core.model import TOPIC_TYPES
+
+TOPIC_OF = {etype: topic for topic, types in TOPIC_TYPES.items() for etype in types}
+CATEGORIES = ("shoes", "shirts", "bags", "watches", "books", "games", "kitchen", "garden")
+TIMEZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Shanghai", "Australia/Sydney")
+Record = tuple[str, str, dict[str, Any] | None]  # (topic, key, value)
+
+
+@dataclass(slots=True)
+class Shopper:
+    customer_id: str
+    quiet: bool  # a customer who stops coming back after a few sessions
+    sessions: int = 0
+    orders: list[str] = field(default_factory=list)
+
+
+class Traffic:
+    """Interleaves many customers' sessions into one stream of contract events."""
+
+    def __init__(self, customers: int, seed: int = 7, concurrency: int = 200) -> None:
+        self.rng = random.Random(seed)
+        self.shoppers = [
+            Shopper(f"cust-{i:07d}", quiet=self.rng.random() < 0.2) for i in range(customers)
+        ]
+        self._active: list[Iterator[tuple[str, dict[str, Any]]]] = []
+        self._concurrency = max(1, min(concurrency, customers))
+        self._seq = 0
+        self._profiled: set[str] = set()
+        self.products = [
+            (f"sku-{i:04d}", self.rng.choice(CATEGORIES), round(self.rng.uniform(5, 250), 2))
+            for i in range(500)
+        ]
+
+    def next_records(self, ts: int) -> list[Record]:
+        """The next event (plus the customer's profile on first sight), stamped ``ts``."""
+        rng = self.rng
+        while len(self._active) < self._concurrency:
+            self._active.append(self._session(rng.choice(self.shoppers)))
+        i = rng.randrange(len(self._active))
+        try:
+            customer_id, event = next(self._active[i])
+        except StopIteration:
+            self._active[i] = self._active[-1]
+            self._active.pop()
+            return []
+        self._seq += 1
+        event["event_id"] = f"ev-{self._seq:09d}-{rng.getrandbits(24):06x}"
+        event["customer_id"] = customer_id
+        event["ts"] = ts
+        out: list[Record] = []
+        if customer_id not in self._profiled:
+            self._profiled.add(customer_id)
+            out.append(
+                (
+                    "profiles",
+                    customer_id,
+                    {
+                        "customer_id": customer_id,
+                        "email": f"{customer_id}@example.com",
+                        "push_token": f"tok-{customer_id}",
+                        "timezone": rng.choice(TIMEZONES),
+                        "locale": "en",
+                        "consent": {"email": rng.random() < 0.9, "push": True, "sms": False},
+                        "attributes": {"first_name": f"Ann{customer_id[-3:]}"},
+                        "updated_at": ts,
+                    },
+                )
+            )
+        out.append((TOPIC_OF[event["type"]], customer_id, event))
+        return out
+
+    def _session(self, shopper: Shopper) -> Iterator[tuple[str, dict[str, Any]]]:
+        rng, cid = self.rng, shopper.customer_id
+        shopper.sessions += 1
+        if shopper.quiet and shopper.sessions > 3:
+            return
+        if rng.random() < 0.3:
+            yield cid, {"type": rng.choice(("email_open", "push_open")), "campaign_id": "weekly"}
+        yield cid, {"type": rng.choice(("session_start", "app_open"))}
+        for _ in range(rng.randint(1, 3)):
+            yield cid, {"type": "page_view", "url": f"/c/{rng.choice(CATEGORIES)}"}
+        if rng.random() < 0.3:
+            yield cid, {"type": "search", "query": rng.choice(CATEGORIES)}
+        favourite = rng.choice(self.products)
+        cart: list[tuple[str, str, float]] = []
+        for _ in range(rng.randint(1, 6)):
+            product = favourite if rng.random() < 0.5 else rng.choice(self.products)
+            yield cid, _view(product)
+            if rng.random() < 0.18:
+                cart.append(product)
+                yield (
+                    cid,
+                    {
+                        "type": "add_to_cart",
+                        "product_id": product[0],
+                        "price": product[2],
+                        "quantity": rng.randint(1, 2),
+                        "currency": "EUR",
+                    },
+                )
+        if cart and rng.random() < 0.1:
+            yield cid, {"type": "remove_from_cart", "product_id": cart.pop()[0]}
+        if cart and rng.random() < 0.55:
+            value = round(sum(p[2] for p in cart), 2)
+            checkouts = 2 if rng.random() < 0.15 else 1
+            for _ in range(checkouts):
+                yield cid, {"type": "checkout_started", "cart_value": value, "currency": "EUR"}
+            if rng.random() < 0.5:
+                order_id = f"ord-{cid[-7:]}-{shopper.sessions}"
+                shopper.orders.append(order_id)
+                yield (
+                    cid,
+                    {
+                        "type": "order_placed",
+                        "order_id": order_id,
+                        "total": value,
+                        "currency": "EUR",
+                        "items": [{"product_id": p[0], "quantity": 1, "price": p[2]} for p in cart],
+                    },
+                )
+                follow = "order_cancelled" if rng.random() < 0.04 else "order_paid"
+                yield cid, {"type": follow, "order_id": order_id}
+        if rng.random() < 0.03:
+            yield cid, {"type": "nps", "score": rng.randint(0, 10)}
+        if shopper.orders and rng.random() < 0.05:
+            yield cid, {"type": "review", "score": rng.randint(1, 5)}
+        if rng.random() < 0.004:
+            yield cid, {"type": "unsubscribe", "channel": rng.choice(("email", "push", "all"))}
+
+
+def _view(product: tuple[str, str, float]) -> dict[str, Any]:
+    return {
+        "type": "product_view",
+        "product_id": product[0],
+        "category": product[1],
+        "price": product[2],
+        "currency": "EUR",
+    }
+
+
+def generate(
+    customers: int, events: int, seed: int, start_ms: int, span_ms: int
+) -> Iterator[Record]:
+    """``events`` records on a virtual clock from ``start_ms`` over ``span_ms`` (files, bench)."""
+    traffic = Traffic(customers, seed)
+    step = span_ms / max(events, 1)
+    produced = 0
+    while produced < events:
+        for record in traffic.next_records(start_ms + int(produced * step)):
+            if record[0] != "profiles":
+                produced += 1
+            yield record
+
+
+async def publish_live(
+    bootstrap: str,
+    customers: int,
+    rate: float,
+    duration: float,
+    seed: int = 7,
+    bad_rate: float = 0.0,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Publish at ``rate`` events/s for ``duration`` s (or until ``stop``); returns the count."""
+    from aiokafka import AIOKafkaProducer
+
+    traffic = Traffic(customers, seed)
+    rng = random.Random(seed + 1)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    sent, started = 0, time.monotonic()
+    try:
+        while time.monotonic() - started < duration and not (stop and stop.is_set()):
+            due = int((time.monotonic() - started) * rate)
+            while sent < due:
+                now = time.time_ns() // 1_000_000
+                for topic, key, value in traffic.next_records(now):
+                    raw = orjson.dumps(value)
+                    if topic != "profiles" and bad_rate and rng.random() < bad_rate:
+                        raw = raw[: len(raw) // 2]  # a truncated record: dead-letter material
+                    await producer.send(topic, raw, key=key.encode())
+                    if topic != "profiles":
+                        sent += 1
+            await asyncio.sleep(0.01)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--customers", type=int, default=1000, help="distinct customers")
+    parser.add_argument("--rate", type=float, default=200.0, help="events per second (live)")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds to run (live)")
+    parser.add_argument("--seed", type=int, default=7, help="same seed, same traffic")
+    parser.add_argument("--bad-rate", type=float, default=0.0, help="share of truncated records")
+    parser.add_argument("--bootstrap", help="Kafka host:port (default: from $BROKER_URL)")
+    parser.add_argument("--out", help="write JSON lines here instead of publishing")
+    parser.add_argument("--events", type=int, default=100_000, help="events to write (--out)")
+    parser.add_argument("--span", default="7d", help="event-time span of the file (--out)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.out:
+        from core.durations import parse_duration
+
+        start = 1_767_225_600_000  # 2026-01-01T00:00:00Z: files are reproducible
+        with open(args.out, "wb") as out:
+            for topic, key, value in generate(
+                args.customers, args.events, args.seed, start, parse_duration(args.span)
+            ):
+                line = {"topic": topic, "customer_id": key, "value": value}
+                out.write(orjson.dumps(line if topic == "profiles" else value) + b"\n")
+        print(f"wrote {args.events} events for {args.customers} customers to {args.out}")
+        return 0
+    from stream.settings import Settings
+
+    bootstrap = args.bootstrap or Settings().bootstrap
+    sent = asyncio.run(
+        publish_live(bootstrap, args.customers, args.rate, args.duration, args.seed, args.bad_rate)
+    )
+    print(f"published {sent} events")
+    return 0

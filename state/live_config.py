@@ -1,0 +1,368 @@
+"""Live campaign config: ``config/triggers.yaml`` plus overrides from Redis, in every worker.
+
+Where a setting comes from::
+
+    effective config = the file (validated)  +  live overrides (Redis), override wins
+
+- **Overrides** live in the hash ``kairos:config:overrides``: dotted key -> the value as
+  typed, YAML scalar text (``triggers.abandoned_cart.delay`` -> ``45m``). ``kairos
+  triggers enable/disable/set`` write them, ``kairos triggers reset`` removes them (the
+  file rules that key again). Each is validated by the same reader as the file (a tiny
+  YAML document per override), so a bad value gets the same message as in the file.
+- **Announcements**: every CLI change is published on the channel ``kairos:config``.
+- **History**: every change (CLI, and file edits seen by the workers, recorded once per
+  edit with ``SET NX``) is pushed to the list ``kairos:config:history``, newest first,
+  as JSON ``{at, by, source, key, old, new}``.
+
+Workers (:class:`ConfigWatcher`) subscribe to ``kairos:config`` and, as a fallback,
+look at the file's content and the overrides every 0.5 s, so a change reaches every
+worker within about a second, with no restart and no state lost: ``Runtime.cfg`` is
+replaced as a whole and the next event or timer uses the new config.
+
+A file edit that does not validate is rejected: the worker keeps the last valid file,
+logs every problem (``file:line: key: message``) and counts
+``kairos_config_reloads_total{result="failure"}`` once per bad content. Overrides still
+apply over the last valid file, so a CLI switch works even while the file is broken.
+A bad override (written around the CLI, or a key a newer version renamed) is skipped
+with the same error and metric; the other overrides apply.
+
+Switching a trigger off (the rule of ``core.engine.on_timer``): from the next event on
+it arms no timers and makes no decisions, and each of its pending timers is dropped
+when it comes due while the trigger is off. Switching it on again does not fire on
+history: only events from then on arm it; a timer still pending (due after the switch
+back on) fires as usual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+import yaml
+
+from core.config import Config
+from core.config_file import ConfigError, Problem, config_to_dict, parse_config
+from monitoring import metrics
+
+log = logging.getLogger("kairos.config")
+
+OVERRIDES = "kairos:config:overrides"
+CHANNEL = "kairos:config"
+HISTORY = "kairos:config:history"
+FILE_EDIT_PREFIX = "kairos:config:file-edit:"
+HISTORY_LIMIT = 10_000
+POLL_SECONDS = 0.5
+OVERRIDE_SOURCE = "live override"
+SECTIONS = ("journey", "engine", "policy")
+
+_SEGMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+# --- overrides: pure ----------------------------------------------------------------------
+
+
+def override_key(name: str, key: str) -> str:
+    """``abandoned_cart`` + ``delay`` -> ``triggers.abandoned_cart.delay``.
+
+    ``name`` may also be a global section (``policy`` + ``quiet_hours.enabled``).
+    """
+    return f"{name}.{key}" if name in SECTIONS else f"triggers.{name}.{key}"
+
+
+def override_yaml(key: str, value: str) -> str:
+    """The file form of one override: nested block mappings ending in ``last: value``."""
+    parts = key.split(".")
+    lines = [f"{'  ' * depth}{part}:" for depth, part in enumerate(parts[:-1])]
+    lines.append(f"{'  ' * (len(parts) - 1)}{parts[-1]}: {value}")
+    return "\n".join(lines) + "\n"
+
+
+def _override_problem(key: str, value: str) -> Problem | None:
+    """What the reader cannot say about an override: its key's shape, one line only."""
+    if not all(_SEGMENT.fullmatch(part) for part in key.split(".")) or "." not in key:
+        return Problem(OVERRIDE_SOURCE, 0, key, "expected a dotted setting name")
+    if "\n" in value or "\r" in value:
+        return Problem(OVERRIDE_SOURCE, 0, key, "expected a value on one line")
+    return None
+
+
+def apply_overrides(base: Config, overrides: Mapping[str, str]) -> tuple[Config, list[Problem]]:
+    """``base`` with every valid override applied, and the problems of the others."""
+    cfg, problems = base, []
+    for key in sorted(overrides):
+        value = overrides[key]
+        shape = _override_problem(key, value)
+        if shape:
+            problems.append(shape)
+            continue
+        try:
+            cfg = parse_config(override_yaml(key, value), OVERRIDE_SOURCE, cfg)
+        except ConfigError as exc:
+            problems.extend(
+                Problem(OVERRIDE_SOURCE, 0, key if p.key == "(syntax)" else p.key, p.message)
+                for p in exc.problems
+            )
+    return cfg, problems
+
+
+def flatten(cfg: Config) -> dict[str, Any]:
+    """Every setting by dotted key, in file form (``triggers.abandoned_cart.delay`` -> ``30m``)."""
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        else:
+            out[prefix] = value
+
+    walk("", config_to_dict(cfg))
+    return out
+
+
+def shown(value: Any) -> str:
+    """A setting as it would be written in the file: ``30m``, ``true``, ``"{x} left"``."""
+    if value is None:
+        return "(unset)"
+    return yaml.safe_dump([value], default_flow_style=True, width=1 << 20).strip()[1:-1]
+
+
+def diff(old: Config, new: Config) -> list[tuple[str, str, str]]:
+    """``(key, old, new)`` for every setting that differs, in file form."""
+    a, b = flatten(old), flatten(new)
+    return [(k, shown(a.get(k)), shown(b.get(k))) for k in b if a.get(k) != b.get(k)]
+
+
+def history_entry(key: str, old: str, new: str, by: str, source: str, at: int | None = None) -> str:
+    """One ``kairos:config:history`` record (JSON)."""
+    at = int(time.time() * 1000) if at is None else at
+    record = {"at": at, "by": by, "source": source, "key": key, "old": old, "new": new}
+    return json.dumps(record, sort_keys=True)
+
+
+def file_config(text: str | None, source: str) -> Config:
+    """The file's config; a missing file (``None``) means every default."""
+    return Config() if text is None else parse_config(text, source)
+
+
+def read_text(path: str | Path) -> str | None:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
+def _digest(text: str | None) -> str:
+    return hashlib.sha256(b"\0" if text is None else text.encode()).hexdigest()[:16]
+
+
+def _decode(mapping: Mapping[Any, Any]) -> dict[str, str]:
+    def text(v: Any) -> str:
+        return v.decode() if isinstance(v, bytes) else str(v)
+
+    return {text(k): text(v) for k, v in mapping.items()}
+
+
+# --- the CLI's side: synchronous -----------------------------------------------------------
+
+
+def read_overrides(client: redis.Redis) -> dict[str, str]:
+    return _decode(client.hgetall(OVERRIDES))
+
+
+def write_overrides(
+    client: redis.Redis,
+    set_: Mapping[str, str],
+    remove: list[str],
+    records: list[str],
+) -> None:
+    """Store and remove overrides, record them and announce the change, in one transaction."""
+    pipe = client.pipeline(transaction=True)
+    if set_:
+        pipe.hset(OVERRIDES, mapping=dict(set_))
+    if remove:
+        pipe.hdel(OVERRIDES, *remove)
+    if records:
+        pipe.lpush(HISTORY, *records)
+        pipe.ltrim(HISTORY, 0, HISTORY_LIMIT - 1)
+    pipe.publish(CHANNEL, json.dumps(sorted([*set_, *remove])))
+    pipe.execute()
+
+
+def read_history(client: redis.Redis, limit: int) -> list[dict[str, Any]]:
+    """The newest ``limit`` changes, newest first."""
+    return [json.loads(raw) for raw in client.lrange(HISTORY, 0, max(limit, 1) - 1)]
+
+
+# --- the worker's side ---------------------------------------------------------------------
+
+
+class ConfigWatcher:
+    """Keeps a worker's config equal to file + overrides; calls ``apply`` with each new one."""
+
+    def __init__(
+        self,
+        path: str,
+        redis_url: str,
+        client: aioredis.Redis,
+        apply: Callable[[Config], None],
+        poll_seconds: float = POLL_SECONDS,
+    ) -> None:
+        self.path = path
+        self.redis_url = redis_url
+        self.client = client
+        self.apply = apply
+        self.poll_seconds = poll_seconds
+        self.generation = 0
+        self.active = Config()
+        self._file_cfg = Config()
+        self._file_digest = ""  # of the text last seen, valid or not
+        self._valid_digest = ""  # of the last valid text
+        self._file_seen = False
+        self._overrides: dict[str, str] = {}
+        self._bad_overrides: frozenset[tuple[str, str]] = frozenset()
+
+    # startup: synchronous, before the worker takes any event
+    def load_initial(self, fallback: Config) -> Config:
+        """The effective config at start; ``fallback`` (the file as ``run`` read it) if need be."""
+        text = read_text(self.path)
+        self._file_seen = text is not None
+        self._file_digest = self._valid_digest = _digest(text)
+        try:
+            self._file_cfg = file_config(text, self.path)
+        except ConfigError as exc:
+            self._failed(f"{self.path} (keeping the config read at start)", exc.problems)
+            self._file_cfg = fallback
+        try:
+            client = redis.Redis.from_url(
+                self.redis_url, socket_timeout=2, socket_connect_timeout=2
+            )
+            try:
+                self._overrides = read_overrides(client)
+            finally:
+                client.close()
+        except redis.RedisError as exc:
+            metrics.REDIS_ERRORS.labels("config_read").inc()
+            log.warning("live config overrides unavailable at start (%s); using the file", exc)
+        cfg = self._effective()
+        self._activate(cfg, "start")
+        return cfg
+
+    async def run(self) -> None:
+        """Follow ``kairos:config`` and poll as a fallback; never returns."""
+        pubsub: Any = None
+        while True:
+            try:
+                if pubsub is None:
+                    pubsub = self.client.pubsub()
+                    await pubsub.subscribe(CHANNEL)
+                await pubsub.get_message(ignore_subscribe_messages=True, timeout=self.poll_seconds)
+            except (redis.RedisError, OSError) as exc:
+                metrics.REDIS_ERRORS.labels("config_subscribe").inc()
+                log.warning("config channel unavailable (%s); polling only", exc)
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):  # closing a broken connection
+                        await pubsub.aclose()
+                pubsub = None
+                await asyncio.sleep(self.poll_seconds)
+            try:
+                await self.check()
+            except Exception:  # a bug here must not stop the worker from following config
+                log.exception("config check failed")
+
+    async def check(self) -> bool:
+        """Look at the file and the overrides once; True when a new config was applied."""
+        text = read_text(self.path)
+        file_changed = await self._check_file(text)
+        overrides = await self._fetch_overrides()
+        if not file_changed and overrides == self._overrides:
+            return False
+        self._overrides = overrides
+        cfg = self._effective()
+        if cfg == self.active:
+            metrics.CONFIG_RELOADS.labels("success").inc()
+            return False
+        self._activate(cfg, "file edit" if file_changed else "live override")
+        return True
+
+    async def _check_file(self, text: str | None) -> bool:
+        """Re-read a changed file; True when a new valid file config replaced the old."""
+        digest = _digest(text)
+        if digest == self._file_digest:
+            return False
+        self._file_digest = digest
+        if text is None and self._file_seen:
+            problem = Problem(self.path, 0, "(file)", "not found; keeping the last valid config")
+            self._failed(self.path, [problem])
+            return False
+        try:
+            new = file_config(text, self.path)
+        except ConfigError as exc:
+            self._failed(self.path, exc.problems)
+            return False
+        old, old_digest = self._file_cfg, self._valid_digest
+        self._file_cfg, self._valid_digest, self._file_seen = new, digest, text is not None
+        await self._record_file_edit(old, new, old_digest, digest)
+        return True
+
+    async def _fetch_overrides(self) -> dict[str, str]:
+        try:
+            return _decode(await self.client.hgetall(OVERRIDES))
+        except (redis.RedisError, OSError) as exc:
+            metrics.REDIS_ERRORS.labels("config_read").inc()
+            log.warning("live config overrides unavailable (%s); keeping the last ones", exc)
+            return self._overrides
+
+    async def _record_file_edit(
+        self, old: Config, new: Config, old_digest: str, digest: str
+    ) -> None:
+        """One history entry per changed setting, by whichever worker sees the edit first."""
+        changes = diff(old, new)
+        if not changes:
+            return
+        try:
+            first = await self.client.set(
+                f"{FILE_EDIT_PREFIX}{old_digest}:{digest}", "1", nx=True, ex=600
+            )
+            if first:
+                by = f"file {self.path}"
+                records = [history_entry(k, o, n, by, "file") for k, o, n in changes]
+                await self.client.lpush(HISTORY, *records)
+                await self.client.ltrim(HISTORY, 0, HISTORY_LIMIT - 1)
+        except (redis.RedisError, OSError) as exc:
+            metrics.REDIS_ERRORS.labels("config_history").inc()
+            log.warning("could not record the file edit in the config history (%s)", exc)
+
+    def _effective(self) -> Config:
+        cfg, problems = apply_overrides(self._file_cfg, self._overrides)
+        bad = frozenset((p.key, p.message) for p in problems)
+        if bad and bad != self._bad_overrides:
+            self._failed(f"{OVERRIDE_SOURCE}s (skipping these)", problems)
+        self._bad_overrides = bad
+        return cfg
+
+    def _activate(self, cfg: Config, why: str) -> None:
+        changes = diff(self.active, cfg) if self.generation else []
+        self.active = cfg
+        self.generation += 1
+        self.apply(cfg)
+        metrics.CONFIG_RELOADS.labels("success").inc()
+        metrics.CONFIG_GENERATION.set(self.generation)
+        summary = "; ".join(f"{k}: {o} -> {n}" for k, o, n in changes[:20])
+        more = f" (+{len(changes) - 20} more)" if len(changes) > 20 else ""
+        log.warning("config generation %d active (%s) %s%s", self.generation, why, summary, more)
+
+    def _failed(self, what: str, problems: list[Problem]) -> None:
+        metrics.CONFIG_RELOADS.labels("failure").inc()
+        listed = "\n  ".join(str(p) for p in problems)
+        log.error("config rejected: %s; %d problem(s):\n  %s", what, len(problems), listed)

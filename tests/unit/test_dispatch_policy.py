@@ -1,0 +1,159 @@
+"""Frequency caps, priority, the idempotency ledger and the schedule, on a real Redis.
+
+The cap windows are parameters, so a "day" of 300 ms runs without sleeping for a day.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from channels.contacts import Contact
+from channels.dispatch import render_message
+from channels.idempotency import DeliveryLedger
+from channels.policy import ContactPolicy
+from channels.schedule import Schedule
+from core.config import FrequencyCaps, PolicyConfig
+
+POLICY = PolicyConfig(frequency_caps=FrequencyCaps(per_day=2, per_hour_push=1), priority_window=100)
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(redis_url.rsplit("/", 1)[0] + "/3")
+    yield client
+    await client.aclose()
+
+
+def ids() -> tuple[str, str]:
+    return f"c-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
+
+
+async def admit(policy: ContactPolicy, cid: str, n: int, channel: str, now: int, **kw: object):
+    return await policy.admit(
+        kw.get("cfg", POLICY),  # type: ignore[arg-type]
+        customer_id=cid,
+        action_id=f"a{n}",
+        channel=channel,
+        trigger=str(kw.get("trigger", "abandoned_cart")),
+        priority=int(kw.get("priority", 50)),  # type: ignore[call-overload]
+        now=now,
+    )
+
+
+async def test_per_day_cap_defers_until_the_oldest_message_leaves_the_window(redis) -> None:
+    policy = ContactPolicy(redis, day_ms=1000, hour_ms=500)
+    cid, _ = ids()
+    assert (await admit(policy, cid, 1, "email", 10_000)).kind == "ok"
+    assert (await admit(policy, cid, 2, "email", 10_100)).kind == "ok"
+    capped = await admit(policy, cid, 3, "email", 10_200)
+    assert (capped.kind, capped.free_at, capped.detail) == ("capped", 11_000, "per_day")
+    assert (await admit(policy, cid, 3, "email", 11_001)).kind == "ok"
+
+
+async def test_push_is_capped_per_hour_while_email_still_goes(redis) -> None:
+    policy = ContactPolicy(redis, day_ms=10_000, hour_ms=500)
+    cid, _ = ids()
+    assert (await admit(policy, cid, 1, "push", 1000)).kind == "ok"
+    capped = await admit(policy, cid, 2, "push", 1100)
+    assert (capped.kind, capped.free_at, capped.detail) == ("capped", 1500, "per_hour_push")
+    assert (await admit(policy, cid, 3, "email", 1100)).kind == "ok"
+
+
+async def test_readmitting_the_same_action_does_not_count_twice(redis) -> None:
+    policy = ContactPolicy(redis, day_ms=10_000)
+    cid, _ = ids()
+    for _ in range(3):
+        assert (await admit(policy, cid, 1, "email", 1000)).kind == "ok"
+    assert (await admit(policy, cid, 2, "email", 1000)).kind == "ok"
+
+
+async def test_released_reservation_frees_the_cap(redis) -> None:
+    policy = ContactPolicy(redis, day_ms=10_000)
+    cid, _ = ids()
+    await admit(policy, cid, 1, "email", 1000)
+    await admit(policy, cid, 2, "email", 1000)
+    await policy.release(
+        customer_id=cid, action_id="a2", channel="email", trigger="abandoned_cart", priority=50
+    )
+    assert (await admit(policy, cid, 3, "email", 1000)).kind == "ok"
+
+
+async def test_lower_priority_trigger_loses_within_the_window_only(redis) -> None:
+    policy = ContactPolicy(redis, day_ms=10_000)
+    cid, _ = ids()
+    high = await admit(policy, cid, 1, "email", 1000, trigger="limited_time_offer", priority=80)
+    assert high.kind == "ok"
+    low = await admit(policy, cid, 2, "push", 1050, priority=50)
+    assert (low.kind, low.detail) == ("priority", "limited_time_offer")
+    assert (await admit(policy, cid, 3, "push", 1200, priority=50)).kind == "ok"  # window over
+    assert (await admit(policy, cid, 4, "email", 1210, trigger="x", priority=90)).kind == "capped"
+
+
+async def test_concurrent_admissions_never_exceed_the_cap(redis) -> None:
+    policy = ContactPolicy(redis, day_ms=10_000)
+    cid, _ = ids()
+    verdicts = await asyncio.gather(*(admit(policy, cid, n, "email", 1000) for n in range(20)))
+    assert sum(v.kind == "ok" for v in verdicts) == 2
+
+
+async def test_ledger_moves_inflight_sent_done_and_spots_an_interrupted_send(redis) -> None:
+    ledger = DeliveryLedger(redis, lease_ms=1000)
+    _, action_id = ids()
+    assert (await ledger.claim(action_id, 0)).kind == "claimed"
+    assert (await ledger.claim(action_id, 500)).kind == "busy"
+    assert (await ledger.claim(action_id, 1500)).kind == "interrupted"
+    await ledger.sent(action_id, {"outcome": "delivered"})
+    claim = await ledger.claim(action_id, 2000)
+    assert (claim.kind, claim.record) == ("sent", {"outcome": "delivered"})
+    await ledger.done(action_id)
+    assert (await ledger.claim(action_id, 3000)).kind == "done"
+    _, other = ids()
+    await ledger.claim(other, 0)
+    await ledger.release(other)
+    assert not await ledger.seen(other)
+
+
+async def test_schedule_leases_due_entries_to_one_taker(redis) -> None:
+    schedule = Schedule(redis, lease_ms=1000)
+    _, action_id = ids()
+    action = {"action_id": action_id, "customer_id": "c"}
+    assert await schedule.add(action, 100)
+    assert not await schedule.add(action, 50)  # already queued: unchanged
+    assert all(a["action_id"] != action_id for a in await schedule.pop_due(99, 1000))
+    taken = [a for a in await schedule.pop_due(100, 1000) if a["action_id"] == action_id]
+    assert taken == [action]
+    assert await schedule.due_at(action_id) == 1100  # leased
+    assert all(a["action_id"] != action_id for a in await schedule.pop_due(500, 1000))
+    await schedule.complete(action_id)
+    assert await schedule.due_at(action_id) is None
+
+
+def test_template_renders_payload_and_contact_fields_first_line_as_subject() -> None:
+    action = {
+        "action_id": "a1",
+        "customer_id": "c1",
+        "trigger": "abandoned_cart",
+        "payload": {"item_count": 2, "cart_value": 9.5},
+    }
+    contact = Contact({"first_name": "Ana", "email": "ana@x.io"})
+    subject, body = render_message(
+        action, "Hi {first_name}\n{item_count} items, {cart_value:.2f} ({action_id})", contact
+    )
+    assert (subject, body) == ("Hi Ana", "2 items, 9.50 (a1)")
+    assert render_message(action, "One line {customer_id}", Contact()) == (
+        "One line c1",
+        "One line c1",
+    )
+
+
+def test_channel_override_builds_only_the_console() -> None:
+    from channels.console import ConsoleChannel
+    from kairos.dispatcher_cli import build_channels
+
+    (channel,) = build_channels("console")
+    assert isinstance(channel, ConsoleChannel)
