@@ -18,15 +18,13 @@ deferred actions and the idempotency keys.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 import orjson
 
 from channels.contacts import ContactBook
 from channels.dispatch import Dispatcher
-from core.config import Config
-from core.config_file import ConfigError, load_config
+from state.live_config import ConfigWatcher
 from stream import topics
 from stream.app import KairosApp
 from stream.events import Rejection, decode_event, decode_profile
@@ -34,35 +32,6 @@ from stream.events import Rejection, decode_event, decode_profile
 log = logging.getLogger("kairos.dispatcher")
 
 SHUTDOWN_DRAIN_S = 10.0
-
-
-class LiveConfig:
-    """The campaign config file, re-read when it changes (trigger switches reach sends)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._mtime: float | None = None
-        self._cfg = Config()
-        self.refresh()
-
-    def __call__(self) -> Config:
-        return self._cfg
-
-    def refresh(self) -> bool:
-        """Reload if the file changed; a broken edit keeps the last good config."""
-        try:
-            mtime = os.stat(self.path).st_mtime
-        except OSError:
-            return False
-        if mtime == self._mtime:
-            return False
-        self._mtime = mtime
-        try:
-            self._cfg = load_config(self.path)
-        except ConfigError as exc:
-            log.error("config %s not reloaded: %s", self.path, exc)
-            return False
-        return True
 
 
 async def on_record(
@@ -91,7 +60,7 @@ async def on_record(
 
 
 def install(
-    app: KairosApp, dispatcher: Dispatcher, contacts: ContactBook, live: LiveConfig
+    app: KairosApp, dispatcher: Dispatcher, contacts: ContactBook, watcher: ConfigWatcher
 ) -> None:
     settings = app.kairos_settings
     app.kairos_runtime = dispatcher.output  # the transport flushes it before committing
@@ -114,10 +83,9 @@ def install(
     async def deliver_due() -> None:
         await dispatcher.tick()
 
-    @app.timer(1.0, name="reload_config")
-    async def reload_config() -> None:
-        if live.refresh():
-            log.warning("config %s reloaded", live.path)
+    @app.task
+    async def follow_config() -> None:
+        await watcher.run()
 
     @app.on_before_shutdown.connect
     async def drain(sender: Any, **kwargs: Any) -> None:

@@ -42,7 +42,7 @@ def build_channels(override: str) -> list[Any]:
 def build(settings: Any) -> Any:
     import redis.asyncio as aioredis
 
-    from agents.dispatcher import LiveConfig, install
+    from agents.dispatcher import install
     from channels.contacts import ContactBook
     from channels.dispatch import Dispatcher, DispatchSettings, lease_ms
     from channels.idempotency import DeliveryLedger
@@ -50,7 +50,9 @@ def build(settings: Any) -> Any:
     from channels.resilience import ChannelPool
     from channels.schedule import Schedule
     from channels.settings import retry_policy_from_env
+    from kairos.worker import load_campaign_config
     from monitoring import http
+    from state.live_config import ConfigWatcher
     from stream.app import create_app
     from stream.output import Output
 
@@ -67,10 +69,12 @@ def build(settings: Any) -> Any:
         failure_threshold=dsettings.circuit_failures,
         cooldown_s=dsettings.circuit_cooldown_s,
     )
-    live = LiveConfig(settings.config_path)
+    # The same live config as the workers: file + `kairos triggers` overrides, followed.
+    watcher = ConfigWatcher(settings.config_path, settings.redis_url, redis, lambda _: None)
+    watcher.load_initial(load_campaign_config(settings.config_path))
     contacts = ContactBook(redis)
     dispatcher = Dispatcher(
-        config=live,
+        config=lambda: watcher.active,
         pool=pool,
         schedule=Schedule(redis, lease_ms=lease),
         ledger=DeliveryLedger(redis, lease_ms=lease),
@@ -79,7 +83,7 @@ def build(settings: Any) -> Any:
         output=Output(settings.bootstrap, client_id=app_settings.app_id),
         settings=dsettings,
     )
-    install(app, dispatcher, contacts, live)
+    install(app, dispatcher, contacts, watcher)
 
     async def ready() -> tuple[bool, dict[str, str]]:
         checks = {"channels": ", ".join(sorted(pool.channels)) or "none"}
