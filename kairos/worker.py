@@ -15,6 +15,7 @@ from agents.runtime import Runtime
 from core.config import Config
 from core.config_file import load_config
 from monitoring import http
+from monitoring.lag import update_consumer_lag
 from state.store import CustomerStore
 from stream import topics
 from stream.app import create_app
@@ -76,6 +77,10 @@ def build(settings: Settings, cfg: Config) -> tuple[faust.App, Runtime]:
     @app.task
     async def follow_config() -> None:
         await watcher.run()
+
+    @app.timer(2.0, name="report_consumer_lag")
+    async def report_consumer_lag() -> None:
+        await update_consumer_lag(app)
 
     async def ready() -> tuple[bool, dict[str, str]]:
         checks = {"partitions": "recovered" if runtime.recovered else "recovering"}
