@@ -10,12 +10,12 @@ from channels.base import Channel, Message
 
 
 def format_line(msg: Message) -> str:
-    """``2026-11-30T07:40:00Z email -> ana@x.io [abandoned_cart] a1b2: Subject | body``."""
+    """``SENT 2026-11-30T07:40:00Z email -> ana@x.io [abandoned_cart] a1b2: Subject | body``."""
     when = datetime.fromtimestamp(msg.created_at / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     to = f" -> {msg.to}" if msg.to else ""
     body = " ".join(msg.body.split())
     return (
-        f"{when} {msg.channel}{to} customer={msg.customer_id} [{msg.trigger}] "
+        f"SENT {when} {msg.channel}{to} customer={msg.customer_id} [{msg.trigger}] "
         f"{msg.action_id}: {msg.subject} | {body}"
     )
 

@@ -108,14 +108,11 @@ def run(args: argparse.Namespace) -> int:
         os.environ["KAIROS_CONFIG"] = args.config
     if args.metrics_port is not None:
         os.environ["KAIROS_DISPATCHER_METRICS_PORT"] = str(args.metrics_port)
-    import faust
-
-    from kairos.worker import ensure_topics
+    from kairos.worker import ensure_topics, execute
     from stream.settings import Settings
 
     settings = Settings()
     asyncio.run(ensure_topics(settings))
     app = build(settings)
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
-    worker.execute_from_commandline()
+    execute(app, settings)
     return 0

@@ -106,5 +106,10 @@ def run(settings: Settings | None = None, cfg: Config | None = None) -> Any:
     cfg = cfg or load_campaign_config(settings.config_path)
     asyncio.run(ensure_topics(settings))
     app, _ = build(settings, cfg)
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    return execute(app, settings)
+
+
+def execute(app: faust.App, settings: Settings) -> Any:
+    """Run a Faust worker for ``app`` until a signal; prints stay prints (the console channel)."""
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     return worker.execute_from_commandline()

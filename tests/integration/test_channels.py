@@ -330,7 +330,7 @@ async def test_console_prints_one_line_per_message(capsys: pytest.CaptureFixture
     await ConsoleChannel().send(make_message(channel="console", body="two\nlines"))
     out = capsys.readouterr().out
     assert out == (
-        "2025-11-30T07:40:00Z console -> ana@example.com customer=cust-42 [abandoned_cart] "
+        "SENT 2025-11-30T07:40:00Z console -> ana@example.com customer=cust-42 [abandoned_cart] "
         "act-1f3a: You left something behind | two lines\n"
     )
 
