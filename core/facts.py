@@ -47,8 +47,9 @@ def is_duplicate(state: CustomerState, ev: Event, cfg: EngineConfig) -> bool:
         return True
     seen.append(digest)
     seen.append(ev.ts)
-    if len(seen) > 2 * cfg.dedupe_size or seen[1] < state.max_ts - cfg.dedupe_horizon:
-        horizon = max(state.max_ts, ev.ts) - cfg.dedupe_horizon
+    ts = ev.ts
+    horizon = (ts if ts > state.max_ts else state.max_ts) - cfg.dedupe_horizon
+    if len(seen) > 2 * cfg.dedupe_size or seen[1] < horizon:
         while seen and (len(seen) > 2 * cfg.dedupe_size or seen[1] < horizon):
             del seen[:2]
     return False
@@ -181,14 +182,21 @@ def orders_within(state: CustomerState, now: int, window: int) -> int:
 
 
 def view_burst(
-    state: CustomerState, field: int, key: str | None, ts: int, window: int, min_views: int
+    state: CustomerState,
+    field: int,
+    key: str | None,
+    ts: int,
+    window: int,
+    min_views: int,
+    new_only: bool = True,
 ) -> int:
     """Did the view at ``ts`` complete a burst of ``min_views`` views within ``window``?
 
     Views count together when they share ``views[field]`` (1 = product, 2 = category)
     equal to ``key``. Returns the newest view time of the burst if the view at ``ts``
     completed one that the other views did not already make (so a burst fires once,
-    whatever order its views arrive in), else 0. Scans the recent views only.
+    whatever order its views arrive in), else 0. With ``new_only=False``, a view that
+    extends a burst counts too. Scans the recent views only.
     """
     if key is None:
         return 0
@@ -200,8 +208,8 @@ def view_burst(
     if len(times) < min_views:
         return 0
     last = _burst_end(times, window, min_views)
-    if not last:
-        return 0
+    if not last or not new_only:
+        return last
     times.remove(ts)
     return 0 if _burst_end(times, window, min_views) else last
 

@@ -216,7 +216,7 @@ class CustomerState:
     views: list[list[Any]] = field(default_factory=list)  # [[ts, product_id, category, id]]
     checkouts: int = 0  # checkouts started since the last order
     checkout_value: float = 0.0  # cart_value of the last checkout_started, if given
-    orders: list[list[Any]] = field(default_factory=list)  # [[ts, total, order_id, ...]]: core.facts
+    orders: list[list[Any]] = field(default_factory=list)  # see core.facts, newest last
     order_count: int = 0
     revenue: float = 0.0
     counts: dict[str, list[list[int]]] = field(default_factory=dict)  # windows.Counts

@@ -46,6 +46,7 @@ TOPIC_OF = {etype: topic for topic, types in TOPIC_TYPES.items() for etype in ty
 _TYPE = re.compile(rb'"type"\s*:\s*"([a-z_]{1,32})"')
 _SHOWN_ERRORS = 5
 _SAMPLE_IDS = 5
+_MIN_LINES_TO_SHARD = 10_000  # below this, forking costs more than it saves
 
 
 @dataclass(slots=True)
@@ -361,7 +362,7 @@ def run_replay(
     """
     started = time.perf_counter()
     names, lines, numbers = _read(paths)
-    if jobs > 1 and len(lines) >= 10_000:
+    if jobs > 1 and len(lines) >= _MIN_LINES_TO_SHARD:
         shards: list[tuple[list[bytes], list[int]]] = [([], []) for _ in range(jobs)]
         search, crc = _CUSTOMER.search, zlib.crc32
         for line, number in zip(lines, numbers, strict=True):

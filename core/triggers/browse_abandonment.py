@@ -37,9 +37,10 @@ def on_event(ctx: Ctx, ev: Event, cfg: BrowseAbandonmentConfig, late: bool) -> N
     last = marks.get(NAME)
     if cfg.cooldown and last is not None and ctx.now - last < cfg.cooldown:
         return
-    newest = view_burst(state, 1, ev.product_id, ev.ts, cfg.window, cfg.min_views)
+    window, min_views = cfg.window, cfg.min_views
+    newest = view_burst(state, 1, ev.product_id, ev.ts, window, min_views, False)
     if not newest:
-        newest = view_burst(state, 2, ev.category, ev.ts, cfg.window, cfg.min_views)
+        newest = view_burst(state, 2, ev.category, ev.ts, window, min_views, False)
         if not newest:
             return
     at = marks.get(_AT, 0)

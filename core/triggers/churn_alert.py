@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from core.config import ChurnAlertConfig, WinBackConfig
 from core.context import Ctx
-from core.durations import DAY, HOUR
+from core.durations import DAY, HOUR, MINUTE
 from core.facts import COUNTER_OF, activity
 from core.model import Event, StageChange
 from core.triggers import win_back
@@ -50,11 +50,16 @@ def on_event(ctx: Ctx, ev: Event, cfg: ChurnAlertConfig, late: bool) -> None:
 
 
 def on_timer(ctx: Ctx, kind: str, due: int, cfg: ChurnAlertConfig) -> None:
-    deadline = ctx.state.last_active + cfg.short_window
+    deadline = _silence(ctx, cfg)
     if deadline > due:  # active since: wait on
         ctx.set_timer(TIMER, deadline)
         return
     _check(ctx, cfg, due, None)
+
+
+def _silence(ctx: Ctx, cfg: ChurnAlertConfig) -> int:
+    """When the short window holds no activity (the last activity's minute bucket included)."""
+    return ctx.state.last_active + cfg.short_window + MINUTE
 
 
 def _check(ctx: Ctx, cfg: ChurnAlertConfig, now: int, event_id: str | None) -> None:
@@ -69,8 +74,9 @@ def _check(ctx: Ctx, cfg: ChurnAlertConfig, now: int, event_id: str | None) -> N
     short_rate = short_n / cfg.short_window
     long_rate = long_n / cfg.long_window
     if short_rate >= cfg.drop_ratio * long_rate:
-        if TIMER not in state.timers:  # enough history: watch for silence
-            ctx.set_timer(TIMER, state.last_active + cfg.short_window)
+        silence = _silence(ctx, cfg)
+        if silence > now and TIMER not in state.timers:  # enough history: watch for silence
+            ctx.set_timer(TIMER, silence)
         return
     days = max(0, now - state.last_active) // DAY
     why = (
