@@ -41,8 +41,10 @@ class _Invalid(Exception):
         self.error = error
 
 
-def _text(obj: dict[str, Any], name: str, *, required: bool = False, limit: int = 0) -> str | None:
+def _text(obj: dict[str, Any], name: str, required: bool = False, limit: int = 128) -> str | None:
     value = obj.get(name)
+    if type(value) is str and value and len(value) <= limit:  # the common case, first
+        return value
     if value is None:
         if required:
             raise _Invalid("missing_field", f"missing required field '{name}'")
@@ -51,7 +53,7 @@ def _text(obj: dict[str, Any], name: str, *, required: bool = False, limit: int 
         raise _Invalid("wrong_type", f"field '{name}' must be a string, got {_kind(value)}")
     if required and not value:
         raise _Invalid("wrong_value", f"field '{name}' must not be empty")
-    if limit and len(value) > limit:
+    if len(value) > limit:
         raise _Invalid("wrong_value", f"field '{name}' is longer than {limit} characters")
     return value
 
@@ -126,7 +128,7 @@ def _items(obj: dict[str, Any]) -> tuple[Item, ...]:
         if type(entry) is not dict:
             raise _Invalid("wrong_type", f"items[{i}] must be an object, got {_kind(entry)}")
         try:
-            product_id = _text(entry, "product_id", required=True, limit=128)
+            product_id = _text(entry, "product_id", True)
             quantity = _quantity(entry)
             price = _number(entry, "price")
         except _Invalid as bad:
@@ -148,52 +150,59 @@ def _build(obj: dict[str, Any], topic: str, key: str | None) -> Event:
             f"unknown event type {etype!r} for topic '{topic}' (expected one of: "
             f"{', '.join(sorted(allowed))})",
         )
-    event_id = _text(obj, "event_id", required=True, limit=128)
-    customer_id = _text(obj, "customer_id", required=True, limit=128)
+    event_id = _text(obj, "event_id", True)
+    customer_id = _text(obj, "customer_id", True)
     if key is not None and key != customer_id:
         raise _Invalid(
             "key_mismatch", f"customer_id {customer_id!r} does not equal the record key {key!r}"
         )
-    ev = Event(event_id, etype, customer_id, parse_ts(obj.get("ts")), topic)  # type: ignore[arg-type]
-    ev.anonymous_id = _text(obj, "anonymous_id", limit=128)
-    ev.session_id = _text(obj, "session_id", limit=128)
-    props = obj.get("properties")
-    if props is not None and type(props) is not dict:
-        raise _Invalid("wrong_type", f"field 'properties' must be an object, got {_kind(props)}")
-    ev.properties = props
+    ts = obj.get("ts")
+    if type(ts) is not int or not _MIN_TS <= ts <= _MAX_TS:
+        ts = parse_ts(ts)
+    ev = Event(event_id, etype, customer_id, ts, topic)  # type: ignore[arg-type]
+    # Optional common fields are rare: look them up only when present.
+    if "anonymous_id" in obj:
+        ev.anonymous_id = _text(obj, "anonymous_id")
+    if "session_id" in obj:
+        ev.session_id = _text(obj, "session_id")
+    if "properties" in obj:
+        props = obj["properties"]
+        if props is not None and type(props) is not dict:
+            raise _Invalid("wrong_type", f"field 'properties' must be an object, got {_kind(props)}")
+        ev.properties = props
 
     if etype == "product_view":
-        ev.product_id = _text(obj, "product_id", required=True, limit=128)
-        ev.category = _text(obj, "category", limit=128)
+        ev.product_id = _text(obj, "product_id", True)
+        ev.category = _text(obj, "category")
         ev.price = _number(obj, "price")
-        ev.currency = _text(obj, "currency", limit=8)
+        ev.currency = _text(obj, "currency", False, 8)
     elif etype == "add_to_cart":
-        ev.product_id = _text(obj, "product_id", required=True, limit=128)
+        ev.product_id = _text(obj, "product_id", True)
         ev.quantity = _quantity(obj) or 1
         ev.price = _number(obj, "price")
-        ev.currency = _text(obj, "currency", limit=8)
+        ev.currency = _text(obj, "currency", False, 8)
     elif etype == "remove_from_cart":
-        ev.product_id = _text(obj, "product_id", required=True, limit=128)
+        ev.product_id = _text(obj, "product_id", True)
         ev.quantity = _quantity(obj)
     elif etype == "checkout_started":
         ev.cart_value = _number(obj, "cart_value")
-        ev.currency = _text(obj, "currency", limit=8)
+        ev.currency = _text(obj, "currency", False, 8)
     elif etype == "page_view":
-        ev.url = _text(obj, "url")
+        ev.url = _text(obj, "url", False, 4096)
     elif etype == "search":
-        ev.query = _text(obj, "query")
+        ev.query = _text(obj, "query", False, 1024)
     elif etype == "order_placed":
-        ev.order_id = _text(obj, "order_id", required=True, limit=128)
+        ev.order_id = _text(obj, "order_id", True)
         ev.total = _number(obj, "total")
-        ev.currency = _text(obj, "currency", limit=8)
+        ev.currency = _text(obj, "currency", False, 8)
         ev.items = _items(obj)
     elif etype in _ORDER_FOLLOWUPS:
-        ev.order_id = _text(obj, "order_id", required=True, limit=128)
+        ev.order_id = _text(obj, "order_id", True)
     elif etype in _ENGAGEMENT_CLICKS:
-        ev.campaign_id = _text(obj, "campaign_id", limit=128)
-        ev.action_id = _text(obj, "action_id", limit=128)
+        ev.campaign_id = _text(obj, "campaign_id")
+        ev.action_id = _text(obj, "action_id")
     elif etype == "unsubscribe" or etype == "subscribe":
-        channel = _text(obj, "channel", required=True)
+        channel = _text(obj, "channel", True)
         if channel not in _SUB_CHANNELS:
             raise _Invalid(
                 "wrong_value",
@@ -271,9 +280,9 @@ def profile_from_dict(obj: dict[str, Any]) -> Profile:
         )
     updated = obj.get("updated_at")
     return Profile(
-        email=_text(obj, "email"),
+        email=_text(obj, "email", False, 320),
         phone=_text(obj, "phone"),
-        push_token=_text(obj, "push_token"),
+        push_token=_text(obj, "push_token", False, 4096),
         timezone=_text(obj, "timezone"),
         locale=_text(obj, "locale"),
         consent=consent,
