@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from core import attribution, facts, journey
+from core import attribution, facts, identity, journey
 from core.config import Config
 from core.context import Ctx
 from core.model import CustomerState, Event, Profile, Step
@@ -49,6 +49,10 @@ def on_event(state: CustomerState, ev: Event, now: int, cfg: Config) -> Step:
     late = ev.ts < state.max_ts - cfg.engine.late_grace
     ctx.step.late = late
     facts.apply(state, ev, cfg.engine, late)
+    if ev.anonymous_id is not None:
+        anonymous_id = identity.wants_merge(state, ev)
+        if anonymous_id is not None:
+            ctx.step.merges.append(anonymous_id)
     if ev.type == "order_placed":
         attribution.on_order(ctx, ev)
     journey.on_event(ctx, ev)

@@ -194,6 +194,7 @@ class Step:
     timers: list[TimerChange] = field(default_factory=list)
     stage_changes: list[StageChange] = field(default_factory=list)
     conversions: list[Conversion] = field(default_factory=list)
+    merges: list[str] = field(default_factory=list)  # anonymous ids to merge into this customer
     duplicate: bool = False
     late: bool = False
 
@@ -224,4 +225,5 @@ class CustomerState:
     marks: dict[str, int] = field(default_factory=dict)  # trigger bookkeeping (last fired...)
     optouts: list[str] = field(default_factory=list)  # channels unsubscribed by event
     touches: list[list[Any]] = field(default_factory=list)  # [[trigger, at, group, action_id]]
+    merged: list[str] = field(default_factory=list)  # anonymous ids merged (or asked for)
     profile: Profile | None = None
