@@ -17,13 +17,17 @@ deferred actions and the idempotency keys.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+import redis
 
 from channels.contacts import ContactBook
 from channels.dispatch import Dispatcher
+from monitoring import metrics
 from state.live_config import ConfigWatcher
 from stream import topics
 from stream.app import KairosApp
@@ -32,6 +36,25 @@ from stream.events import Rejection, decode_event, decode_profile
 log = logging.getLogger("kairos.dispatcher")
 
 SHUTDOWN_DRAIN_S = 10.0
+REDIS_RETRY_MAX_S = 5.0
+
+
+async def until_redis_answers(operation: str, call: Callable[[], Awaitable[Any]]) -> Any:
+    """Retry ``call`` while Redis is unreachable, counting each failure.
+
+    The agent must not finish (and so ack) a record that is not safely in Redis, so
+    consumption waits here: lag grows and the Redis-errors alert fires instead of
+    actions being lost.
+    """
+    delay = 0.1
+    while True:
+        try:
+            return await call()
+        except (redis.RedisError, OSError) as exc:
+            metrics.REDIS_ERRORS.labels(operation).inc()
+            log.warning("redis %s failed (%s); retrying in %.1fs", operation, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, REDIS_RETRY_MAX_S)
 
 
 async def on_record(
@@ -48,15 +71,15 @@ async def on_record(
         except orjson.JSONDecodeError:
             return
         if isinstance(action, dict):
-            await dispatcher.accept(action)
+            await until_redis_answers("schedule", lambda: dispatcher.accept(action))
     elif topic == topics.PROFILES:
         parsed = decode_profile(value, key)
         if not isinstance(parsed, Rejection):
-            await contacts.on_profile(*parsed)
+            await until_redis_answers("contacts", lambda: contacts.on_profile(*parsed))
     elif value and b"subscribe" in value:  # engagement: only (un)subscribes matter here
         ev = decode_event(value, topic, key)
         if not isinstance(ev, Rejection):
-            await contacts.on_engagement(ev)
+            await until_redis_answers("contacts", lambda: contacts.on_engagement(ev))
 
 
 def install(
@@ -81,7 +104,11 @@ def install(
 
     @app.timer(dispatcher.settings.tick_s, name="deliver_due")
     async def deliver_due() -> None:
-        await dispatcher.tick()
+        try:
+            await dispatcher.tick()
+        except (redis.RedisError, OSError) as exc:  # the next tick tries again
+            metrics.REDIS_ERRORS.labels("schedule").inc()
+            log.warning("redis schedule unavailable: %s", exc)
 
     @app.task
     async def follow_config() -> None:

@@ -412,7 +412,9 @@ def _wait_ready(
 
 
 def _port_free(port: int) -> bool:
+    """Nothing listens there (SO_REUSEADDR, as servers use: TIME_WAIT leftovers do not count)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((LOOPBACK, port))
         except OSError:
