@@ -8,7 +8,7 @@ simply decode with that default.
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from dataclasses import fields
 
 import orjson
 
@@ -17,6 +17,7 @@ from core.model import CustomerState, Profile
 VERSION = 1
 _FIELDS = tuple(f.name for f in fields(CustomerState))
 _PROFILE = _FIELDS.index("profile")
+_PROFILE_FIELDS = tuple(f.name for f in fields(Profile))
 
 
 def encode(state: CustomerState) -> bytes:
@@ -24,7 +25,9 @@ def encode(state: CustomerState) -> bytes:
     values.extend(getattr(state, name) for name in _FIELDS)
     profile = state.profile
     if profile is not None:
-        values[_PROFILE + 1] = asdict(profile)
+        # what dataclasses.asdict gives, without its recursive deep copy (a flush encodes
+        # every dirty customer; asdict was ~60% of encode); orjson copies the dicts anyway
+        values[_PROFILE + 1] = {name: getattr(profile, name) for name in _PROFILE_FIELDS}
     return orjson.dumps(values)
 
 

@@ -5,14 +5,22 @@
    ``KAIROS_FETCH_MAX_WAIT_MS`` (default 100) replaces it.
 2. Committing offsets first flushes the worker's batched state and outputs
    (``Runtime.flush``), so a committed offset never runs ahead of its effects.
+3. The consumer's drain loop hands records to the conductor one getmany() batch
+   at a time. Faust wraps *every* record's callback in ``Service.wait_first``
+   (four tasks, an ``asyncio.wait`` and three cancellations per record, so a
+   rebalance can interrupt a callback blocked on flow control); here that guard
+   is kept but taken once per batch, which is where Faust's per-event asyncio
+   scheduling went (bench/FINDINGS.md has the numbers).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import faust
+from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from stream.settings import Settings
@@ -35,6 +43,58 @@ class _Consumer(faust_aiokafka.Consumer):
         if runtime is not None:
             await runtime.flush()
         return await super().commit(topics, start_new_transaction)
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        """Faust's drain loop (faust/transport/consumer.py) with the per-record guard per batch.
+
+        A suspend (rebalance) cancels the batch's delivery task, as Faust cancels the
+        record's: the rest of that batch is dropped, and is fetched again after the
+        consumer seeks back to the committed offsets.
+        """
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                self.diag.set_flag(faust_consumer.CONSUMER_FETCHING)
+                batch = [item async for item in self.getmany(timeout=1.0)]
+                await self.sleep(0)
+                if batch and not self.should_stop:
+                    await self.wait_first(self._deliver(batch), self.suspend_flow.wait())
+                self.diag.unset_flag(faust_consumer.CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+        finally:
+            self.diag.unset_flag(faust_consumer.CONSUMER_FETCHING)
+
+    async def _deliver(self, batch: list[tuple[Any, Any]]) -> None:
+        """The per-record part of Faust's drain loop, awaiting the callback directly."""
+        callback = self.callback
+        read_offset = self._read_offset
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        commit_every = self._commit_every
+        since_yield = 0
+        for tp, message in batch:
+            since_yield += 1
+            if since_yield > 100:  # as Faust: let other tasks run within a long batch
+                await asyncio.sleep(0)
+                since_yield = 0
+            offset = message.offset
+            r_offset = read_offset[tp]
+            if r_offset is None or offset >= r_offset:
+                gap = offset - (r_offset or 0)
+                if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                    await self._add_gap(tp, r_offset + 1, offset)
+                if commit_every is not None and self._n_acked >= commit_every:
+                    self._n_acked = 0
+                    await self.commit()
+                await callback(message)
+                read_offset[tp] = offset
 
 
 class _Transport(faust_aiokafka.Transport):

@@ -168,7 +168,9 @@ def _build(obj: dict[str, Any], topic: str, key: str | None) -> Event:
     if "properties" in obj:
         props = obj["properties"]
         if props is not None and type(props) is not dict:
-            raise _Invalid("wrong_type", f"field 'properties' must be an object, got {_kind(props)}")
+            raise _Invalid(
+                "wrong_type", f"field 'properties' must be an object, got {_kind(props)}"
+            )
         ev.properties = props
 
     if etype == "product_view":
