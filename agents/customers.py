@@ -48,6 +48,10 @@ def install(app: KairosApp, runtime: Runtime, table: Any) -> None:
         if runtime.recovered:
             await runtime.fire_due()
 
+    @app.timer(settings.output_interval, name="send_outputs")
+    async def send_outputs() -> None:
+        await runtime.output.drain()
+
     @app.timer(settings.flush_interval, name="flush_state")
     async def flush_state() -> None:
         await runtime.flush()
@@ -57,6 +61,10 @@ def install(app: KairosApp, runtime: Runtime, table: Any) -> None:
     async def on_recovered() -> None:
         assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic in topics.INPUTS}
         runtime.rebuild(assigned)
+
+    @app.on_before_shutdown.connect
+    async def flush_before_shutdown(sender: Any, **kwargs: Any) -> None:
+        await runtime.flush()  # a clean stop leaves nothing for the next worker to redo
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:

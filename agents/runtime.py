@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import time
 from collections import Counter
 from typing import Any
@@ -22,6 +23,8 @@ from state.timers import TimerIndex
 from stream import topics
 from stream.events import Rejection, decode_event, decode_profile
 from stream.output import Output
+
+log = logging.getLogger("kairos.worker")
 
 
 def now_ms() -> int:
@@ -68,7 +71,7 @@ class Runtime:
         if step.late:
             self._child(metrics.LATE_EVENTS, topic).inc()
         self.store.touch(partition, customer_id)
-        await self._emit(step, partition)
+        self._emit(step, partition)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, cached: prometheus_client's lookup costs ~2 us a call."""
@@ -101,8 +104,9 @@ class Runtime:
     ) -> None:
         metrics.EVENTS_INVALID.labels(topic, rejection.reason).inc()
         metrics.DEAD_LETTERS.labels(topic).inc()
-        await self.output.send(
+        self.output.add(
             topics.DEAD_LETTERS,
+            partition,
             None,
             dead_letter_record(topic, partition, offset, key, value, rejection.error),
         )
@@ -122,7 +126,7 @@ class Runtime:
             self._child(metrics.TIMERS_FIRED, kind).inc()
             metrics.TIMER_LATENESS_SECONDS.observe(max(0, now - due - grace) / 1000)
             self.store.touch(partition, customer_id)
-            await self._emit(step, partition)
+            self._emit(step, partition)
         metrics.TIMERS_PENDING.set(len(self.timers))
         return fired
 
@@ -138,6 +142,12 @@ class Runtime:
             self.store.stages.setdefault(partition, Counter())[state.stage] += 1
         for partition, entries in per_partition.items():
             self.timers.rebuild(partition, entries)
+        log.info(
+            "recovered partitions %s: %d customers, %d pending timers",
+            sorted(partitions),
+            sum(sum(self.store.stages.get(p, {}).values()) for p in partitions),
+            sum(len(entries) for entries in per_partition.values()),
+        )
         self.recovered = True
         self.update_stage_gauge()
 
@@ -148,15 +158,16 @@ class Runtime:
         self.update_stage_gauge()
 
     # --- output -----------------------------------------------------------
-    async def _emit(self, step: Step, partition: int) -> None:
+    def _emit(self, step: Step, partition: int) -> None:
+        """Index new timers and buffer the step's records (sent by ``Output.drain``)."""
         for change in step.timers:
             if change.due is not None:
                 self.timers.schedule(partition, change.customer_id, change.kind, change.due)
-        send = self.output.send
+        add = self.output.add
         for sc in step.stage_changes:
             self.store.stage_moved(partition, sc.from_stage, sc.to_stage)
             self._child(metrics.STAGE_CHANGES, sc.from_stage, sc.to_stage).inc()
-            await send(topics.STAGE_CHANGES, sc.customer_id, sc.to_record())
+            add(topics.STAGE_CHANGES, partition, sc.customer_id, sc.to_record())
         if step.decisions:
             wall = now_ms()
             for d in step.decisions:
@@ -164,11 +175,11 @@ class Runtime:
                 self._child(metrics.DECISION_LAG_SECONDS, d.trigger).observe(
                     max(0, wall - d.cause_ts) / 1000
                 )
-                await send(topics.ACTIONS, d.customer_id, d.to_record())
+                add(topics.ACTIONS, partition, d.customer_id, d.to_record())
         for c in step.conversions:
-            metrics.CONVERSIONS.labels(c.trigger, c.group).inc()
-            metrics.CONVERSION_REVENUE.labels(c.trigger, c.group).inc(c.revenue)
-            await send(topics.CONVERSIONS, c.customer_id, c.to_record())
+            self._child(metrics.CONVERSIONS, c.trigger, c.group).inc()
+            self._child(metrics.CONVERSION_REVENUE, c.trigger, c.group).inc(c.revenue)
+            add(topics.CONVERSIONS, partition, c.customer_id, c.to_record())
 
     async def flush(self) -> None:
         async with self._flush_lock:

@@ -51,11 +51,12 @@ def build(settings: Any) -> Any:
     from channels.schedule import Schedule
     from channels.settings import retry_policy_from_env
     from kairos.worker import load_campaign_config
-    from monitoring import http
+    from monitoring import http, metrics
     from state.live_config import ConfigWatcher
     from stream.app import create_app
     from stream.output import Output
 
+    metrics.start_error_series()
     dsettings = DispatchSettings.from_env()
     app_settings = dataclasses.replace(settings, app_id=f"{settings.app_id}-dispatcher")
     app = create_app(app_settings)

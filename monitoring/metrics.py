@@ -135,3 +135,15 @@ REDIS_ERRORS = Counter("kairos_redis_errors_total", "Redis errors, by operation.
 STATE_FLUSHES = Counter(
     "kairos_state_flushed_total", "Customer states written to the table changelog."
 )
+
+
+def start_error_series() -> None:
+    """Create the error counters' series at 0, so ``increase()`` sees their first error.
+
+    A labelled counter has no series until first used; an alert on
+    ``increase(x[15m]) > 0`` would then miss the very first failure.
+    """
+    STATE_ERRORS.labels("flush")
+    CONFIG_RELOADS.labels("failure")
+    for operation in ("config_read", "config_subscribe", "schedule", "contacts"):
+        REDIS_ERRORS.labels(operation)

@@ -60,6 +60,18 @@ class CustomerStore:
     async def flush(self) -> int:
         """Write every dirty customer once to the changelog; returns how many."""
         dirty, self._dirty = self._dirty, {}
+        try:
+            written = await self._write(dirty)
+        except BaseException:
+            for partition, ids in dirty.items():  # still dirty: the next flush retries them
+                self._dirty.setdefault(partition, set()).update(ids)
+            metrics.STATE_ERRORS.labels("flush").inc()
+            raise
+        metrics.STATE_FLUSHES.inc(written)
+        self._evict()
+        return written
+
+    async def _write(self, dirty: dict[int, set[str]]) -> int:
         data, key_partition = self._store.data, self._store._key_partition
         written = 0
         for partition, ids in dirty.items():
@@ -75,8 +87,6 @@ class CustomerStore:
                 records.append((key, raw))
             written += await self._output.send_batch(self._changelog, partition, records)
         await self._output.flush()
-        metrics.STATE_FLUSHES.inc(written)
-        self._evict()
         return written
 
     def _evict(self) -> None:

@@ -15,6 +15,7 @@
 | ``KAIROS_COMMIT_INTERVAL`` | ``1.0`` | offset commit interval, s; state is flushed first |
 | ``KAIROS_FLUSH_INTERVAL`` | ``0.5`` | how often dirty customer state goes to the changelog, s |
 | ``KAIROS_TIMER_TICK`` | ``0.1`` | how often due timers are popped, s |
+| ``KAIROS_OUTPUT_INTERVAL`` | ``0.005`` | how often buffered output records are sent, s |
 | ``KAIROS_STATE_CACHE`` | ``200000`` | decoded customer states kept in memory per worker |
 | ``KAIROS_LOG_LEVEL`` | ``warning`` | worker log level |
 """
@@ -54,6 +55,9 @@ class Settings:
         default_factory=lambda: float(_env("KAIROS_FLUSH_INTERVAL", "0.5"))
     )
     timer_tick: float = field(default_factory=lambda: float(_env("KAIROS_TIMER_TICK", "0.1")))
+    output_interval: float = field(
+        default_factory=lambda: float(_env("KAIROS_OUTPUT_INTERVAL", "0.005"))
+    )
     state_cache: int = field(default_factory=lambda: int(_env("KAIROS_STATE_CACHE", "200000")))
     log_level: str = field(default_factory=lambda: _env("KAIROS_LOG_LEVEL", "warning"))
 

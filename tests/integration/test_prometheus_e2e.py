@@ -78,13 +78,6 @@ policy:
 # Metrics the dashboard or alerts read that this run cannot produce, and who should.
 # Each entry is asserted to be ABSENT too: when one starts to appear, remove it here.
 ABSENT_IN_THIS_RUN: dict[str, str] = {
-    "kairos_state_errors_total": (
-        "worker: declared but no code increments it (table/changelog errors are not counted)"
-    ),
-    "kairos_redis_errors_total": (
-        "worker (state/live_config.py) and dispatcher: only incremented on a Redis error; "
-        "this run's Redis is healthy, so the labelled counter has no series"
-    ),
     "kairos_delivery_retries_total": (
         "dispatcher (channels/resilience.py): only when a send is retried; "
         "the console channel never fails"
