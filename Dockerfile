@@ -21,7 +21,7 @@ deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]
 subprocess.check_call([sys.executable, "-m", "pip", "install", *deps])
 PY
 COPY . .
-RUN pip install .
+RUN pip install '.[rocksdb]'
 
 # --- runtime -----------------------------------------------------------------
 FROM python:3.11-slim

@@ -18,12 +18,13 @@ from core.engine import new_state
 from core.model import CustomerState
 from monitoring import metrics
 from state import codec
+from state.local_store import local_store
 from stream.output import Output
 
 
 class CustomerStore:
     def __init__(self, table: Any, output: Output, changelog: str, cache_size: int) -> None:
-        self._store = table.data  # faust.stores.memory.Store: .data {key: raw}
+        self._local = local_store(table)
         self._output = output
         self._changelog = changelog
         self._cache_size = cache_size
@@ -37,7 +38,7 @@ class CustomerStore:
             cache = self._cache[partition] = {}
         state = cache.get(customer_id)
         if state is None:
-            raw = self._store.data.get(customer_id.encode())
+            raw = self._local.get(partition, customer_id.encode())
             if raw:
                 state = codec.decode(raw)
             else:
@@ -72,8 +73,7 @@ class CustomerStore:
         return written
 
     async def _write(self, dirty: dict[int, set[str]]) -> int:
-        data, key_partition = self._store.data, self._store._key_partition
-        written = 0
+        put, written, last = self._local.put, 0, {}
         for partition, ids in dirty.items():
             cache = self._cache.get(partition, {})
             records = []
@@ -82,11 +82,14 @@ class CustomerStore:
                 if state is None:
                     continue
                 key, raw = customer_id.encode(), codec.encode(state)
-                data[key] = raw
-                key_partition[key] = partition
+                put(partition, key, raw)
                 records.append((key, raw))
-            written += await self._output.send_batch(self._changelog, partition, records)
+            if records:
+                last[partition] = await self._output.send_batch(self._changelog, partition, records)
+                written += len(records)
         await self._output.flush()
+        for partition, sent in last.items():  # RocksDB: a restart reads only what came after
+            self._local.persisted(self._changelog, partition, sent.result().offset)
         return written
 
     def _evict(self) -> None:
@@ -108,13 +111,9 @@ class CustomerStore:
 
     def recovered(self, partitions: set[int]) -> Iterator[tuple[int, CustomerState]]:
         """Decode every stored customer of ``partitions`` (after Faust's recovery)."""
-        for key, partition in list(self._store._key_partition.items()):
-            if partition in partitions:
-                raw = self._store.data.get(key)
-                if raw:
-                    yield partition, codec.decode(raw)
+        for partition, _, raw in self._local.items(partitions):
+            yield partition, codec.decode(raw)
 
     def size_bytes(self) -> tuple[int, int]:
         """(customers stored, bytes of their encoded state)."""
-        values = self._store.data.values()
-        return len(values), sum(len(v) for v in values if v)
+        return self._local.sizes()

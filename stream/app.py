@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any
 
 import faust
@@ -116,6 +117,7 @@ def create_app(settings: Settings) -> KairosApp:
         settings.app_id,
         broker=settings.broker_url,
         store=settings.store,
+        datadir=os.path.join(settings.data_dir, settings.app_id),
         topic_partitions=settings.partitions,
         topic_replication_factor=1,
         key_serializer="raw",

@@ -72,13 +72,17 @@ class Output:
         buffers, self._buffers = self._buffers, {}
         sent = 0
         for (topic, partition), records in buffers.items():
-            sent += await self.send_batch(topic, partition, records)
+            await self.send_batch(topic, partition, records)
+            sent += len(records)
         return sent
 
     async def send_batch(
         self, topic: str, partition: int, records: Iterable[tuple[bytes | None, bytes | None]]
-    ) -> int:
-        """Append ``(key, value)`` records to as few batches as fit; returns how many.
+    ) -> asyncio.Future | None:
+        """Append ``(key, value)`` records to as few batches as fit.
+
+        Returns the future of the last record's batch (its ``offset`` is the last
+        record's), or None when there was nothing to send.
 
         The last record always goes in a batch of its own: the Tansu dev broker reports
         a partition's end offset as the last batch's base offset + 1, so a multi-record
@@ -89,7 +93,7 @@ class Output:
             await self.start()
         records = list(records)
         if not records:
-            return 0
+            return None
         producer = self._producer
         batch = producer.create_batch()
         for key, value in records[:-1]:
@@ -101,8 +105,9 @@ class Output:
             self._pending.append(await producer.send_batch(batch, topic, partition=partition))
         last = producer.create_batch()
         last.append(key=records[-1][0], value=records[-1][1], timestamp=None)
-        self._pending.append(await producer.send_batch(last, topic, partition=partition))
-        return len(records)
+        future = await producer.send_batch(last, topic, partition=partition)
+        self._pending.append(future)
+        return future
 
     async def flush(self) -> None:
         await self.drain()

@@ -5,7 +5,8 @@
 | ``BROKER_URL`` | ``kafka://127.0.0.1:9092`` | Kafka bootstrap (``kafka://host:port[;host:port]``) |
 | ``REDIS_URL`` | ``redis://127.0.0.1:6379/0`` | caps, idempotency keys, live config |
 | ``KAIROS_APP_ID`` | ``kairos`` | Faust app id = consumer group and changelog prefix |
-| ``KAIROS_STORE`` | ``memory://`` | Faust table store (``rocksdb://`` in production) |
+| ``KAIROS_STORE`` | ``memory://`` | Faust table store (``rocksdb://`` in production: ``pip install '.[rocksdb]'``) |
+| ``KAIROS_DATA_DIR`` | ``var/data`` | where a RocksDB store keeps its files (one folder per app id) |
 | ``KAIROS_PARTITIONS`` | ``8`` | partitions of every topic (input topics must match) |
 | ``KAIROS_METRICS_PORT`` | ``9100`` | ``/metrics``, ``/health``, ``/ready`` (0 = off) |
 | ``KAIROS_CONFIG`` | ``config/triggers.yaml`` | campaign config file |
@@ -36,6 +37,7 @@ class Settings:
     redis_url: str = field(default_factory=lambda: _env("REDIS_URL", "redis://127.0.0.1:6379/0"))
     app_id: str = field(default_factory=lambda: _env("KAIROS_APP_ID", "kairos"))
     store: str = field(default_factory=lambda: _env("KAIROS_STORE", "memory://"))
+    data_dir: str = field(default_factory=lambda: _env("KAIROS_DATA_DIR", "var/data"))
     partitions: int = field(default_factory=lambda: int(_env("KAIROS_PARTITIONS", "8")))
     metrics_port: int = field(default_factory=lambda: int(_env("KAIROS_METRICS_PORT", "9100")))
     config_path: str = field(default_factory=lambda: _env("KAIROS_CONFIG", "config/triggers.yaml"))

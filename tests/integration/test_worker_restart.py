@@ -22,13 +22,22 @@ from kairos.launcher import Broker
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL], ids=["stop", "crash"])
+@pytest.mark.parametrize(
+    ("store", "stop_signal"),
+    [
+        ("memory://", signal.SIGTERM),
+        ("memory://", signal.SIGKILL),
+        ("rocksdb://", signal.SIGKILL),
+    ],
+    ids=["stop", "crash", "crash-rocksdb"],
+)
 async def test_a_pending_cart_deadline_survives_a_worker_restart_and_fires_once(
-    broker: Broker, bootstrap: str, redis_url: str, tmp_path: Path, stop_signal: int
+    broker: Broker, bootstrap: str, redis_url: str, tmp_path: Path, store: str, stop_signal: int
 ) -> None:
     config = tmp_path / "triggers.yaml"
     config.write_text(CONFIG.format(delay="10s"))
     env = worker_env(broker.url, redis_url, config, f"restart-{uuid.uuid4().hex[:6]}")
+    env.update(KAIROS_STORE=store, KAIROS_DATA_DIR=str(tmp_path / "data"))
     c = f"rs-{uuid.uuid4().hex[:8]}"
     first = Worker(env)
     try:

@@ -1,0 +1,89 @@
+"""The worker's local copy of the customer table, under Faust's memory or RocksDB store.
+
+Faust's own table API finds a key's partition from the event being processed,
+which timers and batched flushes do not have; these adapters take the
+partition explicitly. Faust still owns the stores: it opens them, restores them
+from the changelog on assignment and (RocksDB) remembers how far it read, which
+:meth:`LocalStore.persisted` keeps up to date so a restart reads only what is new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from faust.stores.memory import Store as MemoryStore
+from faust.types import TP
+
+
+class LocalStore(Protocol):
+    def get(self, partition: int, key: bytes) -> bytes | None: ...
+    def put(self, partition: int, key: bytes, value: bytes) -> None: ...
+    def items(self, partitions: set[int]) -> Iterator[tuple[int, bytes, bytes]]: ...
+    def persisted(self, changelog: str, partition: int, offset: int) -> None: ...
+    def sizes(self) -> tuple[int, int]: ...
+
+
+class InMemory:
+    """``memory://``: a dict, plus Faust's key -> partition index."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._data = store.data
+        self._partition_of = store._key_partition
+
+    def get(self, partition: int, key: bytes) -> bytes | None:
+        return self._data.get(key)
+
+    def put(self, partition: int, key: bytes, value: bytes) -> None:
+        self._data[key] = value
+        self._partition_of[key] = partition
+
+    def items(self, partitions: set[int]) -> Iterator[tuple[int, bytes, bytes]]:
+        for key, partition in list(self._partition_of.items()):
+            value = self._data.get(key)
+            if partition in partitions and value:
+                yield partition, key, value
+
+    def persisted(self, changelog: str, partition: int, offset: int) -> None:
+        """Nothing survives a restart in memory: recovery always reads the whole changelog."""
+
+    def sizes(self) -> tuple[int, int]:
+        values = self._data.values()
+        return len(values), sum(len(v) for v in values if v)
+
+
+class RocksDB:
+    """``rocksdb://``: one database per partition, as Faust lays them out."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def get(self, partition: int, key: bytes) -> bytes | None:
+        return self._store._db_for_partition(partition).get(key)
+
+    def put(self, partition: int, key: bytes, value: bytes) -> None:
+        self._store._db_for_partition(partition).put(key, value)
+
+    def items(self, partitions: set[int]) -> Iterator[tuple[int, bytes, bytes]]:
+        for partition in sorted(partitions):
+            db = self._store._db_for_partition(partition)
+            for key, value in self._store._visible_items(db):
+                if value:
+                    yield partition, key, value
+
+    def persisted(self, changelog: str, partition: int, offset: int) -> None:
+        self._store.set_persisted_offset(TP(changelog, partition), offset)
+
+    def sizes(self) -> tuple[int, int]:
+        n = size = 0
+        for db in list(self._store._dbs.values()):
+            for _, value in self._store._visible_items(db):
+                n += 1
+                size += len(value)
+        return n, size
+
+
+def local_store(table: Any) -> LocalStore:
+    store = table.data
+    in_memory = isinstance(store, MemoryStore) or isinstance(getattr(store, "data", None), dict)
+    return InMemory(store) if in_memory else RocksDB(store)
