@@ -31,6 +31,7 @@ def install(app: KairosApp, runtime: Runtime, table: Any) -> None:
     source = app.topic(
         *topics.INPUTS,
         topics.PROFILES,
+        topics.IDENTITY,
         key_serializer="raw",
         value_serializer="raw",
         partitions=settings.partitions,

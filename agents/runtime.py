@@ -14,10 +14,13 @@ import time
 from collections import Counter
 from typing import Any
 
-from core import engine
+import orjson
+
+from core import engine, identity
 from core.config import Config
 from core.model import STAGES, Step
 from monitoring import metrics
+from state import codec
 from state.store import CustomerStore
 from state.timers import TimerIndex
 from stream import topics
@@ -50,6 +53,9 @@ class Runtime:
         if topic == topics.PROFILES:
             await self._on_profile(topic, partition, offset, key, value)
             return
+        if topic == topics.IDENTITY:
+            await self._on_identity(topic, partition, offset, key, value)
+            return
         ev = decode_event(value, topic, key)
         if ev.__class__ is Rejection:
             await self.dead_letter(topic, partition, offset, key, value, ev)  # type: ignore[arg-type]
@@ -72,6 +78,35 @@ class Runtime:
             self._child(metrics.LATE_EVENTS, topic).inc()
         self.store.touch(partition, customer_id)
         self._emit(step, partition)
+        for anonymous_id in step.merges:  # its history may live on another worker
+            await self.output.send(
+                topics.IDENTITY,
+                anonymous_id,
+                {"kind": "request", "from": anonymous_id, "into": customer_id},
+            )
+
+    async def _on_identity(
+        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
+    ) -> None:
+        """Anonymous history: answer a request for it, or fold an answer in (core.identity)."""
+        try:
+            message = orjson.loads(value or b"null")
+            kind, anonymous_id, customer_id = message["kind"], message["from"], message["into"]
+            other = codec.from_obj(message["state"]) if kind == "state" else None
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            bad = Rejection(f"unusable identity record: {exc!r}", "malformed")
+            await self.dead_letter(topic, partition, offset, key, value, bad)
+            return
+        if kind == "request":
+            anonymous = self.store.peek(anonymous_id, partition)
+            if anonymous is not None:
+                answer = {**message, "kind": "state", "state": codec.to_obj(anonymous)}
+                await self.output.send(topics.IDENTITY, customer_id, answer)
+        elif other is not None:
+            state = self.store.get(customer_id, partition)
+            step = identity.merge(state, other, now_ms(), self.cfg)
+            self.store.touch(partition, customer_id)
+            self._emit(step, partition)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, cached: prometheus_client's lookup costs ~2 us a call."""

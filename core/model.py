@@ -225,5 +225,5 @@ class CustomerState:
     marks: dict[str, int] = field(default_factory=dict)  # trigger bookkeeping (last fired...)
     optouts: list[str] = field(default_factory=list)  # channels unsubscribed by event
     touches: list[list[Any]] = field(default_factory=list)  # [[trigger, at, group, action_id]]
-    merged: list[str] = field(default_factory=list)  # anonymous ids merged (or asked for)
     profile: Profile | None = None
+    merged: list[str] = field(default_factory=list)  # anonymous ids merged (or asked for)

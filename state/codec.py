@@ -21,18 +21,26 @@ _PROFILE_FIELDS = tuple(f.name for f in fields(Profile))
 
 
 def encode(state: CustomerState) -> bytes:
-    values = [VERSION]
+    return orjson.dumps(to_obj(state))
+
+
+def decode(raw: bytes) -> CustomerState:
+    return from_obj(orjson.loads(raw))
+
+
+def to_obj(state: CustomerState) -> list:
+    """The JSON-ready form (also how a state travels between workers on ``identity``)."""
+    values: list = [VERSION]
     values.extend(getattr(state, name) for name in _FIELDS)
     profile = state.profile
     if profile is not None:
         # what dataclasses.asdict gives, without its recursive deep copy (a flush encodes
         # every dirty customer; asdict was ~60% of encode); orjson copies the dicts anyway
         values[_PROFILE + 1] = {name: getattr(profile, name) for name in _PROFILE_FIELDS}
-    return orjson.dumps(values)
+    return values
 
 
-def decode(raw: bytes) -> CustomerState:
-    values = orjson.loads(raw)
+def from_obj(values: list) -> CustomerState:
     if values[0] != VERSION:
         raise ValueError(f"unknown customer state version {values[0]}")
     state = CustomerState(*values[1:])

@@ -47,6 +47,14 @@ class CustomerStore:
             cache[customer_id] = state
         return state
 
+    def peek(self, customer_id: str, partition: int) -> CustomerState | None:
+        """The customer's state if there is one (``get`` would create it)."""
+        cache = self._cache.get(partition)
+        state = cache.get(customer_id) if cache is not None else None
+        if state is None and self._local.get(partition, customer_id.encode()):
+            state = self.get(customer_id, partition)
+        return state
+
     def touch(self, partition: int, customer_id: str) -> None:
         dirty = self._dirty.get(partition)
         if dirty is None:

@@ -113,11 +113,13 @@ class KairosApp(faust.App):
 def create_app(settings: Settings) -> KairosApp:
     # aiokafka logs at DEBUG level regardless of the worker's -l; silencing it is +15%.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    datadir = os.path.join(settings.data_dir, settings.app_id)
+    os.makedirs(datadir, exist_ok=True)  # Faust creates only the last level
     app = KairosApp(
         settings.app_id,
         broker=settings.broker_url,
         store=settings.store,
-        datadir=os.path.join(settings.data_dir, settings.app_id),
+        datadir=datadir,
         topic_partitions=settings.partitions,
         topic_replication_factor=1,
         key_serializer="raw",

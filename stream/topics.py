@@ -15,7 +15,9 @@ DEAD_LETTERS = "dead-letters"
 CONVERSIONS = "conversions"  # an extension of the contract: orders attributed to triggers
 OUTPUTS = (ACTIONS, DELIVERIES, STAGE_CHANGES, DEAD_LETTERS, CONVERSIONS)
 
-ALL = (*INPUTS, PROFILES, *OUTPUTS)
+IDENTITY = "identity"  # internal: anonymous-history requests and answers between workers
+
+ALL = (*INPUTS, PROFILES, *OUTPUTS, IDENTITY)
 STATE_TABLE = "customers"  # Faust table; its changelog is "<app_id>-customers-changelog"
 
 

@@ -154,3 +154,31 @@ async def test_the_same_event_id_twice_is_processed_once(worker: Worker, bootstr
     actions = await collect(bootstrap, "actions", carts(c), 1, timeout=40)
     assert actions[0]["payload"]["items"] == [{"product_id": "sku-9", "quantity": 1, "price": 10.0}]
     assert worker.metric("kairos_duplicates_dropped_total") >= 1
+
+
+async def test_an_anonymous_cart_follows_the_visitor_into_their_account(
+    worker: Worker, bootstrap: str
+) -> None:
+    anonymous, customer = f"anon-{uuid.uuid4().hex[:8]}", f"login-{uuid.uuid4().hex[:8]}"
+    await produce(
+        bootstrap,
+        "clickstream",
+        [
+            event(anonymous, "product_view", product_id="sku-a", price=12.0),
+            event(anonymous, "add_to_cart", product_id="sku-a", price=12.0),
+        ],
+    )
+    seen = await collect(bootstrap, "stage-changes", lambda r: r["customer_id"] == anonymous, 3, 30)
+    assert [r["to_stage"] for r in seen][-1] == "consideration"
+    await produce(bootstrap, "engagement", [event(customer, "app_open", anonymous_id=anonymous)])
+
+    moved = await collect(
+        bootstrap,
+        "stage-changes",
+        lambda r: r["customer_id"] == customer and r["to_stage"] == "consideration",
+        1,
+        30,
+    )
+    assert moved, "the visitor's journey carries over"
+    actions = await collect(bootstrap, "actions", carts(customer), 1, timeout=30)
+    assert actions[0]["payload"]["items"] == [{"product_id": "sku-a", "quantity": 1, "price": 12.0}]
