@@ -168,7 +168,7 @@ async def test_an_anonymous_cart_follows_the_visitor_into_their_account(
             event(anonymous, "add_to_cart", product_id="sku-a", price=12.0),
         ],
     )
-    seen = await collect(bootstrap, "stage-changes", lambda r: r["customer_id"] == anonymous, 3, 30)
+    seen = await collect(bootstrap, "stage-changes", lambda r: r["customer_id"] == anonymous, 2, 30)
     assert [r["to_stage"] for r in seen][-1] == "consideration"
     await produce(bootstrap, "engagement", [event(customer, "app_open", anonymous_id=anonymous)])
 
