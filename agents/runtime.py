@@ -42,30 +42,23 @@ class Runtime:
         self.timers = TimerIndex()
         self.recovered = False
         self._flush_lock = asyncio.Lock()
-        self._consumed: dict[tuple[str, str], Any] = {}  # cached metric children: hot path
-        self._children: dict[tuple[Any, ...], Any] = {}
-        self.events_processed = 0
+        self._children: dict[tuple[Any, ...], Any] = {}  # cached metric children: hot path
 
     # --- input ------------------------------------------------------------
     async def on_message(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
     ) -> None:
         if topic == topics.PROFILES:
-            await self._on_profile(topic, partition, offset, key, value)
+            self._on_profile(topic, partition, offset, key, value)
             return
         if topic == topics.IDENTITY:
             await self._on_identity(topic, partition, offset, key, value)
             return
         ev = decode_event(value, topic, key)
         if ev.__class__ is Rejection:
-            await self.dead_letter(topic, partition, offset, key, value, ev)  # type: ignore[arg-type]
+            self.dead_letter(topic, partition, offset, key, value, ev)  # type: ignore[arg-type]
             return
-        counter = self._consumed.get((topic, ev.type))  # type: ignore[union-attr]
-        if counter is None:
-            counter = metrics.EVENTS_CONSUMED.labels(topic, ev.type)  # type: ignore[union-attr]
-            self._consumed[(topic, ev.type)] = counter  # type: ignore[union-attr]
-        counter.inc()
-        self.events_processed += 1
+        self._child(metrics.EVENTS_CONSUMED, topic, ev.type).inc()  # type: ignore[union-attr]
         customer_id = ev.customer_id  # type: ignore[union-attr]
         state = self.store.get(customer_id, partition)
         started = time.perf_counter()
@@ -95,7 +88,7 @@ class Runtime:
             other = codec.from_obj(message["state"]) if kind == "state" else None
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             bad = Rejection(f"unusable identity record: {exc!r}", "malformed")
-            await self.dead_letter(topic, partition, offset, key, value, bad)
+            self.dead_letter(topic, partition, offset, key, value, bad)
             return
         if kind == "request":
             anonymous = self.store.peek(anonymous_id, partition)
@@ -116,19 +109,19 @@ class Runtime:
             child = self._children[key] = metric.labels(*labels)
         return child
 
-    async def _on_profile(
+    def _on_profile(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
     ) -> None:
         parsed = decode_profile(value, key)
         if isinstance(parsed, Rejection):
-            await self.dead_letter(topic, partition, offset, key, value, parsed)
+            self.dead_letter(topic, partition, offset, key, value, parsed)
             return
         customer_id, profile = parsed
         self._child(metrics.EVENTS_CONSUMED, topic, "profile" if profile else "forget").inc()
         engine.on_profile(self.store.get(customer_id, partition), profile)
         self.store.touch(partition, customer_id)
 
-    async def dead_letter(
+    def dead_letter(
         self,
         topic: str,
         partition: int,
@@ -137,8 +130,8 @@ class Runtime:
         value: bytes | None,
         rejection: Rejection,
     ) -> None:
-        metrics.EVENTS_INVALID.labels(topic, rejection.reason).inc()
-        metrics.DEAD_LETTERS.labels(topic).inc()
+        self._child(metrics.EVENTS_INVALID, topic, rejection.reason).inc()
+        self._child(metrics.DEAD_LETTERS, topic).inc()
         self.output.add(
             topics.DEAD_LETTERS,
             partition,

@@ -40,6 +40,7 @@ def in_holdout(customer_id: str, trigger: str, share: float) -> bool:
     return share > 0 and unit_share("holdout", trigger, customer_id) < share
 
 
+@lru_cache(maxsize=64)
 def _minutes(hhmm: str) -> int:
     hours, minutes = hhmm.split(":")
     return int(hours) * 60 + int(minutes)
@@ -51,8 +52,14 @@ def quiet_hours_end(state: CustomerState, now: int, cfg: Config) -> int | None:
     if not quiet.enabled:
         return None
     tz_name = (state.profile and state.profile.timezone) or cfg.policy.default_timezone
-    local = datetime.fromtimestamp(now / 1000, tz=_zone(tz_name))
-    start, end, minute = _minutes(quiet.start), _minutes(quiet.end), local.hour * 60 + local.minute
+    return _quiet_end(tz_name, _minutes(quiet.start), _minutes(quiet.end), now // 60_000)
+
+
+@lru_cache(maxsize=4096)
+def _quiet_end(tz_name: str, start: int, end: int, epoch_minute: int) -> int | None:
+    """The answer depends only on the zone and the minute: cached (decisions are frequent)."""
+    local = datetime.fromtimestamp(epoch_minute * 60, tz=_zone(tz_name))
+    minute = local.hour * 60 + local.minute
     inside = start <= minute < end if start < end else minute >= start or minute < end
     if not inside:
         return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from core.config import AbandonedCartConfig
 from core.context import Ctx
+from core.durations import format_duration, iso
 from core.facts import cart_value
 from core.model import Event
 
@@ -52,8 +53,8 @@ def on_timer(ctx: Ctx, kind: str, due: int, cfg: AbandonedCartConfig) -> None:
         NAME,
         cfg,
         (state.cart_id, step),
-        reason=f"cart {state.cart_id} worth {value} idle since {state.cart_at}, no order "
-        f"within {cfg.delay // 1000}s" + (" (reminder)" if step == 2 else ""),
+        reason=f"cart {state.cart_id} worth {value} idle since {iso(state.cart_at)}, no order "
+        f"within {format_duration(cfg.delay)}" + (" (reminder)" if step == 2 else ""),
         payload={
             "cart_id": state.cart_id,
             "step": step,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from core.config import BrowseAbandonmentConfig
 from core.context import Ctx
+from core.durations import format_duration
 from core.facts import view_burst
 from core.model import Event
 
@@ -73,9 +74,9 @@ def on_timer(ctx: Ctx, kind: str, due: int, cfg: BrowseAbandonmentConfig) -> Non
         NAME,
         cfg,
         views[-1][3],
-        reason=f"{len(views)} views of {what} within {cfg.window // 1000}s "
+        reason=f"{len(views)} views of {what} within {format_duration(cfg.window)} "
         f"(events {', '.join(v[3] for v in views)}), no cart add or order "
-        f"within {cfg.delay // 1000}s",
+        f"within {format_duration(cfg.delay)}",
         payload={
             "product_id": product_id,
             "category": category,

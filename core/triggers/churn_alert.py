@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from core.config import ChurnAlertConfig, WinBackConfig
 from core.context import Ctx
-from core.durations import DAY, HOUR, MINUTE
+from core.durations import DAY, HOUR, MINUTE, iso
 from core.facts import COUNTER_OF, activity
 from core.model import Event, StageChange
 from core.triggers import win_back
@@ -33,7 +33,7 @@ _CHECK_EVERY = HOUR
 def on_stage(ctx: Ctx, change: StageChange, cfg: ChurnAlertConfig) -> None:
     state = ctx.state
     days = max(0, change.at - state.last_active) // DAY
-    why = f"no activity for {days} days since {state.last_active}: {change.from_stage} -> at_risk"
+    why = f"no activity for {days} days since {iso(state.last_active)}: {change.from_stage} -> at_risk"
     _alert(ctx, cfg, ("at_risk", change.at), why, change.at, days)
     if cfg.win_back_offer:
         wcfg = ctx.cfg.triggers.get(win_back.NAME)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from core.config import LimitedTimeOfferConfig
 from core.context import Ctx
+from core.durations import format_duration, iso
 from core.facts import cart_value, view_burst
 from core.ids import offer_code
 from core.model import Event
@@ -34,7 +35,7 @@ def on_event(ctx: Ctx, ev: Event, cfg: LimitedTimeOfferConfig, late: bool) -> No
             for v in state.views
             if v[1] == product_id and -cfg.window <= v[0] - ev.ts <= cfg.window
         )
-        why = f"{len(sources)} views of product {product_id} within {cfg.window // 1000}s"
+        why = f"{len(sources)} views of product {product_id} within {format_duration(cfg.window)}"
     else:
         if state.checkouts != cfg.checkout_attempts:
             return
@@ -49,7 +50,7 @@ def on_event(ctx: Ctx, ev: Event, cfg: LimitedTimeOfferConfig, late: bool) -> No
         NAME,
         cfg,
         ev.event_id,
-        reason=f"{why}; offer {code} until {expires_at}",
+        reason=f"{why}; offer {code} until {iso(expires_at)}",
         payload={
             "product_id": product_id,
             "code": code,

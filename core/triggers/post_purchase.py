@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from core.config import PostPurchaseConfig
 from core.context import Ctx
+from core.durations import format_duration, iso
 from core.facts import CLOSED
 from core.model import Event
 
@@ -59,8 +60,8 @@ def on_timer(ctx: Ctx, kind: str, due: int, cfg: PostPurchaseConfig) -> None:
             NAME,
             cfg,
             order_id,
-            reason=f"{cfg.kind} for order {order_id} ({total}): {cfg.on} at {start}, "
-            f"not cancelled or refunded within {cfg.delay // 1000}s",
+            reason=f"{cfg.kind} for order {order_id} ({total}): {cfg.on} at {iso(start)}, "
+            f"not cancelled or refunded within {format_duration(cfg.delay)}",
             payload={
                 "order_id": order_id,
                 "kind": cfg.kind,

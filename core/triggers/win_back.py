@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from core.config import WinBackConfig
 from core.context import Ctx
-from core.durations import DAY
+from core.durations import DAY, iso
 from core.ids import offer_code
 from core.model import StageChange
 
@@ -33,7 +33,7 @@ def offer(ctx: Ctx, change: StageChange, cfg: WinBackConfig) -> None:
         cfg,
         discriminator,
         reason=f"{change.to_stage} after {days} days without activity (last at "
-        f"{state.last_active}); offer {code} of {cfg.discount_percent}% until {expires_at}",
+        f"{iso(state.last_active)}); offer {code} of {cfg.discount_percent}% until {iso(expires_at)}",
         payload={
             "code": code,
             "expires_at": expires_at,
