@@ -93,7 +93,9 @@ class CustomerStore:
                 put(partition, key, raw)
                 records.append((key, raw))
             if records:
-                last[partition] = await self._output.send_batch(self._changelog, partition, records)
+                last[partition] = await self._output.send_batch(
+                    self._changelog, partition, records, exact_end=True
+                )
                 written += len(records)
         await self._output.flush()
         for partition, sent in last.items():  # RocksDB: a restart reads only what came after

@@ -77,17 +77,21 @@ class Output:
         return sent
 
     async def send_batch(
-        self, topic: str, partition: int, records: Iterable[tuple[bytes | None, bytes | None]]
+        self,
+        topic: str,
+        partition: int,
+        records: Iterable[tuple[bytes | None, bytes | None]],
+        exact_end: bool = False,
     ) -> asyncio.Future | None:
         """Append ``(key, value)`` records to as few batches as fit.
 
         Returns the future of the last record's batch (its ``offset`` is the last
-        record's), or None when there was nothing to send.
-
-        The last record always goes in a batch of its own: the Tansu dev broker reports
-        a partition's end offset as the last batch's base offset + 1, so a multi-record
-        last batch would hide records from anyone reading "up to the end" (Faust's
-        table recovery above all). On Kafka this costs one tiny extra batch.
+        record's), or None when there was nothing to send. ``exact_end`` puts the last
+        record in a batch of its own: the Tansu dev broker reports a partition's end
+        offset as the last batch's base offset + 1, so a multi-record last batch would
+        hide records from anyone reading "up to the end", Faust's table recovery above
+        all. It costs a sender round trip (aiokafka queues one batch per partition at a
+        time), so only the changelog asks for it.
         """
         if not self._started:
             await self.start()
@@ -95,18 +99,22 @@ class Output:
         if not records:
             return None
         producer = self._producer
+        last = records.pop() if exact_end else None
+        future = None
         batch = producer.create_batch()
-        for key, value in records[:-1]:
+        for key, value in records:
             if batch.append(key=key, value=value, timestamp=None) is None:
                 self._pending.append(await producer.send_batch(batch, topic, partition=partition))
                 batch = producer.create_batch()
                 batch.append(key=key, value=value, timestamp=None)
         if batch.record_count():
-            self._pending.append(await producer.send_batch(batch, topic, partition=partition))
-        last = producer.create_batch()
-        last.append(key=records[-1][0], value=records[-1][1], timestamp=None)
-        future = await producer.send_batch(last, topic, partition=partition)
-        self._pending.append(future)
+            future = await producer.send_batch(batch, topic, partition=partition)
+            self._pending.append(future)
+        if last is not None:
+            batch = producer.create_batch()
+            batch.append(key=last[0], value=last[1], timestamp=None)
+            future = await producer.send_batch(batch, topic, partition=partition)
+            self._pending.append(future)
         return future
 
     async def flush(self) -> None:
