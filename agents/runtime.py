@@ -28,6 +28,7 @@ from stream.events import Rejection, decode_event, decode_profile
 from stream.output import Output
 
 log = logging.getLogger("kairos.worker")
+TIMER_SLICE = 200  # timers fired between two chances for the agent to run
 
 
 def now_ms() -> int:
@@ -146,6 +147,10 @@ class Runtime:
         grace = self.cfg.engine.timer_grace
         fired = 0
         for partition, due, customer_id, kind in self.timers.pop_due(now - grace):
+            if fired and fired % TIMER_SLICE == 0:
+                await asyncio.sleep(0)  # a burst of deadlines must not stall the events behind it
+                if partition not in self.timers:
+                    continue  # revoked meanwhile: its new owner fires it
             state = self.store.get(customer_id, partition)
             if state.timers.get(kind) != due:
                 continue  # cancelled or superseded

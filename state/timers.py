@@ -41,5 +41,9 @@ class TimerIndex:
         dues = [heap[0][0] for heap in self._heaps.values() if heap]
         return min(dues) if dues else None
 
+    def __contains__(self, partition: int) -> bool:
+        """Whether this worker holds ``partition``'s timers (it is assigned and recovered)."""
+        return partition in self._heaps
+
     def __len__(self) -> int:
         return sum(len(heap) for heap in self._heaps.values())
