@@ -43,26 +43,28 @@ def new_state(customer_id: str) -> CustomerState:
 def on_event(state: CustomerState, ev: Event, now: int, cfg: Config) -> Step:
     """Apply one event: de-duplicate, update facts and stage, run the interested triggers."""
     ctx = Ctx(state, now, cfg)
-    if facts.is_duplicate(state, ev, cfg.engine):
-        ctx.step.duplicate = True
-        return ctx.step
-    late = ev.ts < state.max_ts - cfg.engine.late_grace
-    ctx.step.late = late
-    facts.apply(state, ev, cfg.engine, late)
+    step, engine_cfg, etype = ctx.step, cfg.engine, ev.type  # looked up once: the hot path
+    if facts.is_duplicate(state, ev, engine_cfg):
+        step.duplicate = True
+        return step
+    late = ev.ts < state.max_ts - engine_cfg.late_grace
+    step.late = late
+    facts.apply(state, ev, engine_cfg, late)
     if ev.anonymous_id is not None:
         anonymous_id = identity.wants_merge(state, ev)
         if anonymous_id is not None:
-            ctx.step.merges.append(anonymous_id)
-    if ev.type == "order_placed":
+            step.merges.append(anonymous_id)
+    if etype == "order_placed":
         attribution.on_order(ctx, ev)
     journey.on_event(ctx, ev)
     triggers = cfg.triggers
-    for name, hook in _BY_EVENT.get(ev.type, ()):
+    for name, hook in _BY_EVENT.get(etype, ()):
         tcfg = triggers[name]
         if tcfg.enabled:
             hook(ctx, ev, tcfg, late)
-    _stage_hooks(ctx)
-    return ctx.step
+    if step.stage_changes:  # rare: skip the call otherwise
+        _stage_hooks(ctx)
+    return step
 
 
 def on_timer(state: CustomerState, kind: str, due: int, now: int, cfg: Config) -> Step:

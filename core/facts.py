@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from zlib import adler32, crc32
+
 from core import windows
 from core.config import EngineConfig
-from core.ids import event_digest
 from core.model import CustomerState, Event
 
 # Counter names in ``CustomerState.counts``: short, since every customer stores them.
@@ -41,16 +42,19 @@ def is_duplicate(state: CustomerState, ev: Event, cfg: EngineConfig) -> bool:
     membership test runs in C. A 56-bit digest equal to some remembered ``ts`` is as
     likely as a digest collision (about 2**-56 per pair), so a flat list is safe.
     """
-    digest = event_digest(ev.event_id)
+    # ``event_digest`` inlined: this runs once per event (keep the two in step).
+    raw = ev.event_id.encode()
+    digest = (crc32(raw) << 32) | adler32(raw)
     seen = state.seen
     if digest in seen:
         return True
-    seen.append(digest)
-    seen.append(ev.ts)
     ts = ev.ts
+    seen.append(digest)
+    seen.append(ts)
     horizon = (ts if ts > state.max_ts else state.max_ts) - cfg.dedupe_horizon
-    if len(seen) > 2 * cfg.dedupe_size or seen[1] < horizon:
-        while seen and (len(seen) > 2 * cfg.dedupe_size or seen[1] < horizon):
+    limit = 2 * cfg.dedupe_size
+    if len(seen) > limit or seen[1] < horizon:
+        while seen and (len(seen) > limit or seen[1] < horizon):
             del seen[:2]
     return False
 
@@ -198,15 +202,14 @@ def view_burst(
     whatever order its views arrive in), else 0. With ``new_only=False``, a view that
     extends a burst counts too. Scans the recent views only.
     """
-    if key is None:
-        return 0
-    times = [v[0] for v in state.views if v[field] == key]
-    if len(times) < min_views:
+    views = state.views
+    if key is None or len(views) < min_views:  # cheap exits first: most views end here
         return 0
     low, high = ts - window, ts + window
-    times = sorted(t for t in times if low <= t <= high)
+    times = [v[0] for v in views if v[field] == key and low <= v[0] <= high]  # one pass
     if len(times) < min_views:
         return 0
+    times.sort()
     last = _burst_end(times, window, min_views)
     if not last or not new_only:
         return last

@@ -185,18 +185,40 @@ class TimerChange:
     due: int | None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Step:
     """What one call of the core produced besides the updated state."""
 
     state: CustomerState
-    decisions: list[Decision] = field(default_factory=list)
-    timers: list[TimerChange] = field(default_factory=list)
-    stage_changes: list[StageChange] = field(default_factory=list)
-    conversions: list[Conversion] = field(default_factory=list)
-    merges: list[str] = field(default_factory=list)  # anonymous ids to merge into this customer
-    duplicate: bool = False
-    late: bool = False
+    decisions: list[Decision]
+    timers: list[TimerChange]
+    stage_changes: list[StageChange]
+    conversions: list[Conversion]
+    merges: list[str]  # anonymous ids to merge into this customer
+    duplicate: bool
+    late: bool
+
+    # Written out rather than generated: one Step per core call, and list literals
+    # cost about half of the generated ``default_factory`` calls.
+    def __init__(
+        self,
+        state: CustomerState,
+        decisions: list[Decision] | None = None,
+        timers: list[TimerChange] | None = None,
+        stage_changes: list[StageChange] | None = None,
+        conversions: list[Conversion] | None = None,
+        merges: list[str] | None = None,
+        duplicate: bool = False,
+        late: bool = False,
+    ) -> None:
+        self.state = state
+        self.decisions = [] if decisions is None else decisions
+        self.timers = [] if timers is None else timers
+        self.stage_changes = [] if stage_changes is None else stage_changes
+        self.conversions = [] if conversions is None else conversions
+        self.merges = [] if merges is None else merges
+        self.duplicate = duplicate
+        self.late = late
 
 
 @dataclass(slots=True)

@@ -52,12 +52,16 @@ def quiet_hours_end(state: CustomerState, now: int, cfg: Config) -> int | None:
     if not quiet.enabled:
         return None
     tz_name = (state.profile and state.profile.timezone) or cfg.policy.default_timezone
-    return _quiet_end(tz_name, _minutes(quiet.start), _minutes(quiet.end), now // 60_000)
+    return _quiet_end(tz_name, quiet.start, quiet.end, now // 60_000)
 
 
 @lru_cache(maxsize=4096)
-def _quiet_end(tz_name: str, start: int, end: int, epoch_minute: int) -> int | None:
-    """The answer depends only on the zone and the minute: cached (decisions are frequent)."""
+def _quiet_end(tz_name: str, start_hhmm: str, end_hhmm: str, epoch_minute: int) -> int | None:
+    """The answer depends only on the zone and the minute: cached (decisions are frequent).
+
+    Takes the "HH:MM" strings, parsed only on a cache miss: one cached call per decision.
+    """
+    start, end = _minutes(start_hhmm), _minutes(end_hhmm)
     local = datetime.fromtimestamp(epoch_minute * 60, tz=_zone(tz_name))
     minute = local.hour * 60 + local.minute
     inside = start <= minute < end if start < end else minute >= start or minute < end

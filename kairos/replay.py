@@ -40,7 +40,13 @@ from core.config import Config
 from core.config_file import ConfigError, load_config
 from core.effect import Effect
 from core.model import STAGES, TOPIC_TYPES, CustomerState, Decision, Event, Profile, Step
-from stream.events import Rejection, decode_event, decode_profile
+from stream.events import (
+    MAX_RECORD_BYTES,
+    Rejection,
+    decode_event,
+    decode_profile,
+    event_from_object,
+)
 
 TOPIC_OF = {etype: topic for topic, types in TOPIC_TYPES.items() for etype in types}
 _TYPE = re.compile(rb'"type"\s*:\s*"([a-z_]{1,32})"')
@@ -84,7 +90,30 @@ class Result:
 
 
 def _decode_line(line: bytes) -> Event | tuple[int, str, Profile | None] | Rejection:
-    """One input line: an event, a profile record ``(at, customer_id, profile)``, or why not."""
+    """One input line: an event, a profile record ``(at, customer_id, profile)``, or why not.
+
+    Parses each line once for the common cases (a valid event, a plain profile
+    record); anything else takes ``_decode_line_exact``, which defines the result.
+    """
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return _decode_line_exact(line)
+    if type(obj) is dict:
+        if obj.get("topic") == "profiles":
+            if _TYPE.search(line) is None:  # else the exact path may read it as an event
+                return _decode_profile(obj)
+        else:
+            etype = obj.get("type")
+            topic = TOPIC_OF.get(etype) if type(etype) is str else None
+            if topic is not None and len(line) <= MAX_RECORD_BYTES:
+                ev = event_from_object(obj, topic)
+                if ev.__class__ is Event:
+                    return ev
+    return _decode_line_exact(line)
+
+
+def _decode_line_exact(line: bytes) -> Event | tuple[int, str, Profile | None] | Rejection:
     match = _TYPE.search(line)
     if match is not None:
         topic = TOPIC_OF.get(match.group(1).decode())
@@ -129,17 +158,24 @@ def _decode_profile(obj: dict[str, Any]) -> tuple[int, str, Profile | None] | Re
 def load(paths: Iterable[str | Path]) -> Loaded:
     """Decode every line of the files and sort the events by time (stable)."""
     started = time.perf_counter()
-    names, lines, numbers = _read(paths)
+    names, [(lines, numbers)] = _read(paths)
     loaded = _decode_lines(names, lines, numbers)
     loaded.seconds = time.perf_counter() - started
     return loaded
 
 
-def _read(paths: Iterable[str | Path]) -> tuple[list[str], list[bytes], list[int]]:
-    """Every non-blank line, and where it came from (file index * 2**32 + line number)."""
+def _read(
+    paths: Iterable[str | Path], jobs: int = 1
+) -> tuple[list[str], list[tuple[list[bytes], list[int]]]]:
+    """Every non-blank line, and where it came from (file index * 2**32 + line number).
+
+    With ``jobs > 1`` the lines are split into ``jobs`` shards by a hash of their
+    ``customer_id`` (see ``run_replay``) in the same pass: the parent's routing
+    is serial time, so it is not a second loop over every line.
+    """
     names: list[str] = []
-    lines: list[bytes] = []
-    numbers: list[int] = []
+    shards: list[tuple[list[bytes], list[int]]] = [([], []) for _ in range(jobs)]
+    search, crc = _CUSTOMER.search, zlib.crc32
     for index, path in enumerate(paths):
         names.append(str(path))
         with open(path, "rb") as f:
@@ -147,9 +183,14 @@ def _read(paths: Iterable[str | Path]) -> tuple[list[str], list[bytes], list[int
         base = index << 32
         for number, line in enumerate(data.splitlines(), 1):
             if line and not line.isspace():
+                if jobs == 1:
+                    lines, numbers = shards[0]
+                else:
+                    match = search(line)
+                    lines, numbers = shards[crc(match.group(1)) % jobs if match is not None else 0]
                 lines.append(line)
                 numbers.append(base + number)
-    return names, lines, numbers
+    return names, shards
 
 
 def _decode_lines(
@@ -260,6 +301,8 @@ def replay(
 
     profiles = loaded.profiles
     next_profile = 0
+    # Time of the next profile record to apply: one comparison per event instead of three.
+    profile_at = profiles[0][0] if profiles else None
     collecting = gc.isenabled()
     gc.disable()  # the core's records hold no cycles; collection passes cost ~30% here
     try:
@@ -267,13 +310,15 @@ def replay(
             t = ev.ts
             if heap and heap[0][0] <= t:
                 timers_fired += fire_until(t)
-            while next_profile < len(profiles) and profiles[next_profile][0] <= t:
-                _, customer_id, profile = profiles[next_profile]
-                next_profile += 1
-                state = states.get(customer_id)
-                if state is None:
-                    state = states[customer_id] = CustomerState(customer_id)
-                engine.on_profile(state, profile)
+            if profile_at is not None and profile_at <= t:
+                while next_profile < len(profiles) and profiles[next_profile][0] <= t:
+                    _, customer_id, profile = profiles[next_profile]
+                    next_profile += 1
+                    state = states.get(customer_id)
+                    if state is None:
+                        state = states[customer_id] = CustomerState(customer_id)
+                    engine.on_profile(state, profile)
+                profile_at = profiles[next_profile][0] if next_profile < len(profiles) else None
             customer_id = ev.customer_id
             state = states.get(customer_id)
             if state is None:
@@ -361,16 +406,8 @@ def run_replay(
     ``properties`` before the real one), the replay falls back to one process.
     """
     started = time.perf_counter()
-    names, lines, numbers = _read(paths)
-    if jobs > 1 and len(lines) >= _MIN_LINES_TO_SHARD:
-        shards: list[tuple[list[bytes], list[int]]] = [([], []) for _ in range(jobs)]
-        search, crc = _CUSTOMER.search, zlib.crc32
-        for line, number in zip(lines, numbers, strict=True):
-            match = search(line)
-            shard = shards[crc(match.group(1)) % jobs if match is not None else 0]
-            shard[0].append(line)
-            shard[1].append(number)
-        del lines, numbers
+    names, shards = _read(paths, max(jobs, 1))
+    if jobs > 1 and sum(len(lines) for lines, _ in shards) >= _MIN_LINES_TO_SHARD:
         _SHARDS[:] = shards
         _NAMES[:] = names
         context = get_context("fork")
@@ -394,7 +431,10 @@ def run_replay(
             for r in results:
                 r.seconds = elapsed / len(results)
             return results
-        names, lines, numbers = _read(paths)
+    if len(shards) > 1:  # read again, unsplit: the lines in file order
+        names, shards = _read(paths)
+    [(lines, numbers)] = shards
+    del shards
     loaded = _decode_lines(names, lines, numbers)
     loaded.seconds = time.perf_counter() - started
     return [replay(loaded, cfg, keep_decisions=keep_decisions) for cfg in cfgs]

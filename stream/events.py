@@ -243,6 +243,14 @@ def decode_event(raw: bytes | None, topic: str, key: bytes | None = None) -> Eve
         return Rejection(bad.error, bad.reason)
 
 
+def event_from_object(obj: dict[str, Any], topic: str) -> Event | Rejection:
+    """``decode_event`` of an already parsed JSON object (within the size limit, no key)."""
+    try:
+        return _build(obj, topic, None)
+    except _Invalid as bad:
+        return Rejection(bad.error, bad.reason)
+
+
 def decode_profile(raw: bytes | None, key: bytes | None) -> tuple[str, Profile | None] | Rejection:
     """Parse a ``profiles`` record: (customer_id, Profile) or (customer_id, None) to forget."""
     if key is None:
