@@ -39,16 +39,20 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
 
 
 class HttpChannel(Channel):
-    """Base for channels that POST to an HTTP endpoint."""
+    """Base for channels that POST to an HTTP endpoint (``url``)."""
+
+    default_name = "http"
 
     def __init__(
         self,
+        url: str,
         *,
-        name: str,
+        name: str | None = None,
         timeout_s: float = 30.0,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
-        self.name = name
+        self.url = url
+        self.name = name or self.default_name
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session = session
         self._owns_session = session is None

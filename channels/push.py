@@ -58,8 +58,7 @@ class PushChannel(HttpChannel):
         timeout_s: float = 30.0,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
-        super().__init__(name=name, timeout_s=timeout_s, session=session)
-        self.url = url
+        super().__init__(url, name=name, timeout_s=timeout_s, session=session)
         self._token = token
 
     async def send(self, msg: Message) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
 import orjson
 
 from channels._http import HttpChannel, json_headers
@@ -47,16 +46,7 @@ def slack_body(msg: Message) -> dict[str, Any]:
 
 
 class SlackChannel(HttpChannel):
-    def __init__(
-        self,
-        url: str,
-        *,
-        name: str = "slack",
-        timeout_s: float = 30.0,
-        session: aiohttp.ClientSession | None = None,
-    ) -> None:
-        super().__init__(name=name, timeout_s=timeout_s, session=session)
-        self.url = url
+    default_name = "slack"
 
     async def send(self, msg: Message) -> None:
         await self._post(self.url, data=orjson.dumps(slack_body(msg)), headers=json_headers())

@@ -25,8 +25,7 @@ class SmsChannel(HttpChannel):
         timeout_s: float = 30.0,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
-        super().__init__(name=name, timeout_s=timeout_s, session=session)
-        self.url = url
+        super().__init__(url, name=name, timeout_s=timeout_s, session=session)
         self.from_number = from_number
         self._auth = aiohttp.BasicAuth(account_sid, auth_token)
 

@@ -70,8 +70,7 @@ class WebhookChannel(HttpChannel):
         clock: Callable[[], float] = time.time,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
-        super().__init__(name=name, timeout_s=timeout_s, session=session)
-        self.url = url
+        super().__init__(url, name=name, timeout_s=timeout_s, session=session)
         self._secret = secret
         self._clock = clock
 

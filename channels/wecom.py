@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
 import orjson
 
 from channels._http import HttpChannel, json_headers
@@ -30,16 +29,7 @@ def wecom_body(msg: Message) -> dict[str, Any]:
 
 
 class WeComChannel(HttpChannel):
-    def __init__(
-        self,
-        url: str,
-        *,
-        name: str = "wecom",
-        timeout_s: float = 30.0,
-        session: aiohttp.ClientSession | None = None,
-    ) -> None:
-        super().__init__(name=name, timeout_s=timeout_s, session=session)
-        self.url = url
+    default_name = "wecom"
 
     async def send(self, msg: Message) -> None:
         raw = await self._post(self.url, data=orjson.dumps(wecom_body(msg)), headers=json_headers())

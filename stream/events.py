@@ -219,10 +219,8 @@ def _build(obj: dict[str, Any], topic: str, key: str | None) -> Event:
     return ev
 
 
-def decode_event(raw: bytes | None, topic: str, key: bytes | None = None) -> Event | Rejection:
-    """Parse one input record of ``topic``; never raises for bad input."""
-    if raw is None:
-        return Rejection("record has no value (null)", "malformed")
+def _parse_object(raw: bytes) -> dict[str, Any] | Rejection:
+    """One JSON object within the size limit, or why not."""
     if len(raw) > MAX_RECORD_BYTES:
         return Rejection(
             f"record of {len(raw)} bytes exceeds the {MAX_RECORD_BYTES}-byte limit", "oversized"
@@ -233,6 +231,16 @@ def decode_event(raw: bytes | None, topic: str, key: bytes | None = None) -> Eve
         return Rejection(f"malformed JSON: {exc}", "malformed")
     if type(obj) is not dict:
         return Rejection(f"expected a JSON object, got {_kind(obj)}", "malformed")
+    return obj
+
+
+def decode_event(raw: bytes | None, topic: str, key: bytes | None = None) -> Event | Rejection:
+    """Parse one input record of ``topic``; never raises for bad input."""
+    if raw is None:
+        return Rejection("record has no value (null)", "malformed")
+    obj = _parse_object(raw)
+    if obj.__class__ is Rejection:
+        return obj  # type: ignore[return-value]
     try:
         key_text = key.decode() if key is not None else None
     except UnicodeDecodeError:
@@ -259,20 +267,11 @@ def decode_profile(raw: bytes | None, key: bytes | None) -> tuple[str, Profile |
         customer_id = key.decode()
     except UnicodeDecodeError:
         return Rejection("record key is not valid UTF-8", "key_mismatch")
-    if raw is None:
+    if raw is None or raw.strip() == b"null":
         return customer_id, None
-    if len(raw) > MAX_RECORD_BYTES:
-        return Rejection(
-            f"record of {len(raw)} bytes exceeds the {MAX_RECORD_BYTES}-byte limit", "oversized"
-        )
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        return Rejection(f"malformed JSON: {exc}", "malformed")
-    if obj is None:
-        return customer_id, None
-    if type(obj) is not dict:
-        return Rejection(f"expected a JSON object, got {_kind(obj)}", "malformed")
+    obj = _parse_object(raw)
+    if isinstance(obj, Rejection):
+        return obj
     try:
         return customer_id, profile_from_dict(obj)
     except _Invalid as bad:
