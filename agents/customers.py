@@ -11,7 +11,7 @@ from typing import Any
 
 from agents.runtime import Runtime
 from stream import topics
-from stream.app import KairosApp
+from stream.app import KairosApp, raw_topics
 
 
 def declare_table(app: KairosApp) -> Any:
@@ -28,14 +28,7 @@ def install(app: KairosApp, runtime: Runtime, table: Any) -> None:
     """Declare the agent and the periodic tasks on ``app``."""
     settings = app.kairos_settings
     app.kairos_runtime = runtime
-    source = app.topic(
-        *topics.INPUTS,
-        topics.PROFILES,
-        topics.IDENTITY,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.partitions,
-    )
+    source = raw_topics(app, *topics.INPUTS, topics.PROFILES, topics.IDENTITY)
 
     @app.agent(source, name="customers")
     async def customers(stream: Any) -> None:

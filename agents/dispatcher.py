@@ -30,7 +30,7 @@ from channels.dispatch import Dispatcher
 from monitoring import metrics
 from state.live_config import ConfigWatcher
 from stream import topics
-from stream.app import KairosApp
+from stream.app import KairosApp, raw_topics
 from stream.events import Rejection, decode_event, decode_profile
 
 log = logging.getLogger("kairos.dispatcher")
@@ -85,16 +85,8 @@ async def on_record(
 def install(
     app: KairosApp, dispatcher: Dispatcher, contacts: ContactBook, watcher: ConfigWatcher
 ) -> None:
-    settings = app.kairos_settings
     app.kairos_runtime = dispatcher.output  # the transport flushes it before committing
-    source = app.topic(
-        topics.ACTIONS,
-        topics.PROFILES,
-        topics.ENGAGEMENT,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.partitions,
-    )
+    source = raw_topics(app, topics.ACTIONS, topics.PROFILES, topics.ENGAGEMENT)
 
     @app.agent(source, name="dispatcher")
     async def dispatch(stream: Any) -> None:

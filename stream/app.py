@@ -135,3 +135,13 @@ def create_app(settings: Settings) -> KairosApp:
     )
     app.kairos_settings = settings
     return app
+
+
+def raw_topics(app: KairosApp, *names: str) -> Any:
+    """Topics read as raw bytes: records are decoded at the edge, bad ones become values."""
+    return app.topic(
+        *names,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=app.kairos_settings.partitions,
+    )
