@@ -7,7 +7,6 @@ behaviour seen in one is the behaviour of all three. Nothing here does I/O.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from core import attribution, facts, identity, journey
 from core.config import Config
@@ -33,7 +32,6 @@ def _index() -> tuple[dict[str, list[tuple[str, Hook]]], dict[str, tuple[str, Ho
 
 
 _BY_EVENT, _BY_TIMER, _BY_STAGE = _index()
-TIMER_KINDS = frozenset(_BY_TIMER)
 
 
 def new_state(customer_id: str) -> CustomerState:
@@ -100,15 +98,3 @@ def _stage_hooks(ctx: Ctx) -> None:
             tcfg = triggers[name]
             if tcfg.enabled:
                 hook(ctx, change, tcfg)
-
-
-def describe() -> dict[str, Any]:
-    """Which trigger reacts to what: for ``kairos triggers list`` and the docs."""
-    return {
-        module.NAME: {
-            "events": sorted(getattr(module, "EVENTS", ())),
-            "timers": sorted(getattr(module, "TIMERS", ())),
-            "stages": sorted(getattr(module, "STAGES", ())),
-        }
-        for module in ALL
-    }

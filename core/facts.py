@@ -39,10 +39,10 @@ def is_duplicate(state: CustomerState, ev: Event, cfg: EngineConfig) -> bool:
     """True if ``ev.event_id`` was seen within the horizon; otherwise remember it.
 
     ``state.seen`` is flat, ``[digest, ts, digest, ts, ...]`` oldest first, so the
-    membership test runs in C. A 56-bit digest equal to some remembered ``ts`` is as
-    likely as a digest collision (about 2**-56 per pair), so a flat list is safe.
+    membership test runs in C. The digest is CRC-32 and Adler-32 side by side (64 bits,
+    a quarter of blake2b's cost on this per-event path); a false "duplicate" needs both
+    to collide with one of the customer's last few dozen ids, or with a remembered ``ts``.
     """
-    # ``event_digest`` inlined: this runs once per event (keep the two in step).
     raw = ev.event_id.encode()
     digest = (crc32(raw) << 32) | adler32(raw)
     seen = state.seen

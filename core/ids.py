@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zlib
 from hashlib import blake2b
 
 
@@ -10,17 +9,6 @@ def action_id(trigger: str, customer_id: str, *parts: object) -> str:
     """Id of a decision, derived from what caused it, so a replay after a crash repeats it."""
     text = "|".join((trigger, customer_id, *map(str, parts)))
     return blake2b(text.encode(), digest_size=12).hexdigest()
-
-
-def event_digest(event_id: str) -> int:
-    """A stable 64-bit digest of an event id, compact to remember for de-duplication.
-
-    CRC-32 and Adler-32 side by side: a quarter of the cost of blake2b on this hot
-    path, and a false "duplicate" needs both checksums to collide with one of the
-    customer's last few dozen ids.
-    """
-    raw = event_id.encode()
-    return (zlib.crc32(raw) << 32) | zlib.adler32(raw)
 
 
 def unit_share(*parts: object) -> float:

@@ -21,7 +21,6 @@ class LocalStore(Protocol):
     def put(self, partition: int, key: bytes, value: bytes) -> None: ...
     def items(self, partitions: set[int]) -> Iterator[tuple[int, bytes, bytes]]: ...
     def persisted(self, changelog: str, partition: int, offset: int) -> None: ...
-    def sizes(self) -> tuple[int, int]: ...
 
 
 class InMemory:
@@ -47,10 +46,6 @@ class InMemory:
     def persisted(self, changelog: str, partition: int, offset: int) -> None:
         """Nothing survives a restart in memory: recovery always reads the whole changelog."""
 
-    def sizes(self) -> tuple[int, int]:
-        values = self._data.values()
-        return len(values), sum(len(v) for v in values if v)
-
 
 class RocksDB:
     """``rocksdb://``: one database per partition, as Faust lays them out."""
@@ -73,14 +68,6 @@ class RocksDB:
 
     def persisted(self, changelog: str, partition: int, offset: int) -> None:
         self._store.set_persisted_offset(TP(changelog, partition), offset)
-
-    def sizes(self) -> tuple[int, int]:
-        n = size = 0
-        for db in list(self._store._dbs.values()):
-            for _, value in self._store._visible_items(db):
-                n += 1
-                size += len(value)
-        return n, size
 
 
 def local_store(table: Any) -> LocalStore:

@@ -123,7 +123,3 @@ class CustomerStore:
         """Decode every stored customer of ``partitions`` (after Faust's recovery)."""
         for partition, _, raw in self._local.items(partitions):
             yield partition, codec.decode(raw)
-
-    def size_bytes(self) -> tuple[int, int]:
-        """(customers stored, bytes of their encoded state)."""
-        return self._local.sizes()

@@ -37,10 +37,6 @@ class TimerIndex:
     def drop(self, partition: int) -> None:
         self._heaps.pop(partition, None)
 
-    def next_due(self) -> int | None:
-        dues = [heap[0][0] for heap in self._heaps.values() if heap]
-        return min(dues) if dues else None
-
     def __contains__(self, partition: int) -> bool:
         """Whether this worker holds ``partition``'s timers (it is assigned and recovered)."""
         return partition in self._heaps
