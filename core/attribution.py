@@ -37,7 +37,7 @@ def on_order(ctx: Ctx, ev: Event) -> None:
         if tcfg is None or not at <= ev.ts <= at + tcfg.attribution_window:
             continue
         del state.touches[i]
-        ctx.step.conversions.append(
+        ctx.conversions.append(
             Conversion(
                 trigger, group, action_id, state.customer_id, ev.order_id, ev.total or 0.0, ev.ts
             )

@@ -9,30 +9,42 @@ from core.config import Config, TriggerConfig
 from core.ids import action_id
 from core.model import CustomerState, Decision, StageChange, Step, TimerChange
 
+_ELIGIBLE = frozenset({"send", "shadow", "held_out", "deferred_quiet_hours"})
 
-class Ctx:
-    """Collects decisions, timer changes and stage changes for one core call."""
 
-    __slots__ = ("cfg", "now", "state", "step")
+class Ctx(Step):
+    """The ``Step`` one core call is building, with the clock and config it runs under.
+
+    A subclass rather than a holder of a ``Step``: one object per call instead of
+    two, on a path that runs for every event.
+    """
+
+    __slots__ = ("cfg", "now")
 
     def __init__(self, state: CustomerState, now: int, cfg: Config) -> None:
         self.state = state
         self.now = now
         self.cfg = cfg
-        self.step = Step(state)
+        self.decisions = []
+        self.timers = []
+        self.stage_changes = []
+        self.conversions = []
+        self.merges = []
+        self.duplicate = False
+        self.late = False
 
     def set_timer(self, kind: str, due: int) -> None:
         self.state.timers[kind] = due
-        self.step.timers.append(TimerChange(self.state.customer_id, kind, due))
+        self.timers.append(TimerChange(self.state.customer_id, kind, due))
 
     def cancel_timer(self, kind: str) -> None:
         if self.state.timers.pop(kind, None) is not None:
-            self.step.timers.append(TimerChange(self.state.customer_id, kind, None))
+            self.timers.append(TimerChange(self.state.customer_id, kind, None))
 
     def stage(self, to_stage: str, event_id: str | None, at: int) -> None:
         state = self.state
         if to_stage != state.stage:
-            self.step.stage_changes.append(
+            self.stage_changes.append(
                 StageChange(state.customer_id, state.stage, to_stage, at, event_id)
             )
             state.stage = to_stage
@@ -50,29 +62,30 @@ class Ctx:
         channel: str | None = None,
     ) -> Decision:
         """Record a decision; its status comes from the contact policy known to the core."""
-        state = self.state
+        state, now = self.state, self.now
+        customer_id = state.customer_id
         chan = channel or tcfg.channel
-        status, why = policy.status_for(state, trigger, tcfg, chan, self.now, self.cfg)
+        status, why = policy.status_for(state, trigger, tcfg, chan, now, self.cfg)
         if status == "deferred_quiet_hours":
-            deliver_at = policy.quiet_hours_end(state, self.now, self.cfg)
+            deliver_at = policy.quiet_hours_end(state, now, self.cfg)
             payload = {**payload, "deliver_at": deliver_at}
             expires_at = payload.get("expires_at")
             if expires_at is not None and deliver_at is not None and expires_at <= deliver_at:
                 status, why = "suppressed_quiet_hours", "offer expires before quiet hours end"
-        if status in ("send", "shadow", "held_out", "deferred_quiet_hours"):
-            state.marks[trigger] = self.now  # cooldowns count from the last eligible decision
+        if status in _ELIGIBLE:
+            state.marks[trigger] = now  # cooldowns count from the last eligible decision
         decision = Decision(
-            action_id=action_id(trigger, state.customer_id, discriminator),
-            trigger=trigger,
-            customer_id=state.customer_id,
-            channel=chan,
-            decided_at=self.now,
-            status=status,
-            reason=f"{reason}; {why}" if why else reason,
-            payload=payload,
-            source_event_ids=sources,
-            cause_ts=cause_ts,
+            action_id(trigger, customer_id, discriminator),
+            trigger,
+            customer_id,
+            chan,
+            now,  # decided_at
+            status,
+            f"{reason}; {why}" if why else reason,
+            payload,
+            sources,
+            cause_ts,
         )
-        self.step.decisions.append(decision)
+        self.decisions.append(decision)
         attribution.touched(state, decision)
         return decision

@@ -7,6 +7,7 @@ behaviour seen in one is the behaviour of all three. Nothing here does I/O.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from core import attribution, facts, identity, journey
 from core.config import Config
@@ -15,23 +16,49 @@ from core.model import CustomerState, Event, Profile, Step
 from core.triggers import ALL
 
 Hook = Callable[..., None]
+Bound = tuple[tuple[Hook, Any], ...]  # (hook, its trigger's config) in catalog order
 
 
-def _index() -> tuple[dict[str, list[tuple[str, Hook]]], dict[str, tuple[str, Hook]], dict]:
-    by_event: dict[str, list[tuple[str, Hook]]] = {}
-    by_timer: dict[str, tuple[str, Hook]] = {journey.TIMER: ("", journey.on_timer)}
-    by_stage: dict[str, list[tuple[str, Hook]]] = {}
-    for module in ALL:
-        for etype in getattr(module, "EVENTS", ()):
-            by_event.setdefault(etype, []).append((module.NAME, module.on_event))
-        for kind in getattr(module, "TIMERS", ()):
-            by_timer[kind] = (module.NAME, module.on_timer)
-        for stage in getattr(module, "STAGES", ()):
-            by_stage.setdefault(stage, []).append((module.NAME, module.on_stage))
-    return by_event, by_timer, by_stage
+class _Hooks:
+    """Which hooks run for an event type, timer kind or stage under one config.
+
+    Built once per config (configs are immutable and replaced whole when they
+    change), so the per-event path neither looks up trigger configs nor skips
+    disabled triggers one by one.
+    """
+
+    __slots__ = ("by_event", "by_stage", "by_timer", "cfg")
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.by_event: dict[str, Bound] = {}
+        self.by_stage: dict[str, Bound] = {}
+        # A disabled trigger's timer maps to no hook: it is dropped when due.
+        self.by_timer: dict[str, tuple[Hook | None, Any]] = {
+            journey.TIMER: (journey.on_timer, cfg.journey)
+        }
+        for module in ALL:
+            tcfg = cfg.triggers[module.NAME]
+            for kind in getattr(module, "TIMERS", ()):
+                self.by_timer[kind] = (module.on_timer if tcfg.enabled else None, tcfg)
+            if not tcfg.enabled:
+                continue
+            for etype in getattr(module, "EVENTS", ()):
+                self.by_event[etype] = (*self.by_event.get(etype, ()), (module.on_event, tcfg))
+            for stage in getattr(module, "STAGES", ()):
+                self.by_stage[stage] = (*self.by_stage.get(stage, ()), (module.on_stage, tcfg))
 
 
-_BY_EVENT, _BY_TIMER, _BY_STAGE = _index()
+_HOOKS: dict[int, _Hooks] = {}  # by id(config); each entry keeps its config alive
+
+
+def _hooks(cfg: Config) -> _Hooks:
+    hooks = _HOOKS.get(id(cfg))
+    if hooks is None or hooks.cfg is not cfg:
+        if len(_HOOKS) >= 32:  # live config changes are rare; tests make many
+            _HOOKS.clear()
+        hooks = _HOOKS[id(cfg)] = _Hooks(cfg)
+    return hooks
 
 
 def new_state(customer_id: str) -> CustomerState:
@@ -41,28 +68,28 @@ def new_state(customer_id: str) -> CustomerState:
 def on_event(state: CustomerState, ev: Event, now: int, cfg: Config) -> Step:
     """Apply one event: de-duplicate, update facts and stage, run the interested triggers."""
     ctx = Ctx(state, now, cfg)
-    step, engine_cfg, etype = ctx.step, cfg.engine, ev.type  # looked up once: the hot path
+    engine_cfg = cfg.engine
     if facts.is_duplicate(state, ev, engine_cfg):
-        step.duplicate = True
-        return step
-    late = ev.ts < state.max_ts - engine_cfg.late_grace
-    step.late = late
+        ctx.duplicate = True
+        return ctx
+    late = ctx.late = ev.ts < state.max_ts - engine_cfg.late_grace
     facts.apply(state, ev, engine_cfg, late)
     if ev.anonymous_id is not None:
         anonymous_id = identity.wants_merge(state, ev)
         if anonymous_id is not None:
-            step.merges.append(anonymous_id)
+            ctx.merges.append(anonymous_id)
+    etype = ev.type
     if etype == "order_placed":
         attribution.on_order(ctx, ev)
     journey.on_event(ctx, ev)
-    triggers = cfg.triggers
-    for name, hook in _BY_EVENT.get(etype, ()):
-        tcfg = triggers[name]
-        if tcfg.enabled:
-            hook(ctx, ev, tcfg, late)
-    if step.stage_changes:  # rare: skip the call otherwise
-        _stage_hooks(ctx)
-    return step
+    hooks = _HOOKS.get(id(cfg))
+    if hooks is None or hooks.cfg is not cfg:
+        hooks = _hooks(cfg)
+    for hook, tcfg in hooks.by_event.get(etype, ()):
+        hook(ctx, ev, tcfg, late)
+    if ctx.stage_changes:  # rare: skip the call otherwise
+        _stage_hooks(ctx, hooks)
+    return ctx
 
 
 def on_timer(state: CustomerState, kind: str, due: int, now: int, cfg: Config) -> Step:
@@ -73,15 +100,15 @@ def on_timer(state: CustomerState, kind: str, due: int, now: int, cfg: Config) -
     """
     ctx = Ctx(state, now, cfg)
     if state.timers.get(kind) != due:
-        return ctx.step
+        return ctx
     del state.timers[kind]
-    name, hook = _BY_TIMER[kind]
-    if not name:
-        hook(ctx, due)
-    elif cfg.triggers[name].enabled:
-        hook(ctx, kind, due, cfg.triggers[name])
-    _stage_hooks(ctx)
-    return ctx.step
+    hooks = _hooks(cfg)
+    hook, tcfg = hooks.by_timer[kind]
+    if hook is not None:
+        hook(ctx, kind, due, tcfg)
+        if ctx.stage_changes:
+            _stage_hooks(ctx, hooks)
+    return ctx
 
 
 def on_profile(state: CustomerState, profile: Profile | None) -> None:
@@ -89,12 +116,7 @@ def on_profile(state: CustomerState, profile: Profile | None) -> None:
     state.profile = profile
 
 
-def _stage_hooks(ctx: Ctx) -> None:
-    if not _BY_STAGE or not ctx.step.stage_changes:
-        return
-    triggers = ctx.cfg.triggers
-    for change in list(ctx.step.stage_changes):
-        for name, hook in _BY_STAGE.get(change.to_stage, ()):
-            tcfg = triggers[name]
-            if tcfg.enabled:
-                hook(ctx, change, tcfg)
+def _stage_hooks(ctx: Ctx, hooks: _Hooks) -> None:
+    for change in list(ctx.stage_changes):
+        for hook, tcfg in hooks.by_stage.get(change.to_stage, ()):
+            hook(ctx, change, tcfg)

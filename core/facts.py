@@ -28,6 +28,7 @@ COUNTER_OF = {
 # Events a customer does (as opposed to order follow-ups and unsubscribes).
 ACTIVITY = frozenset(COUNTER_OF) | {"remove_from_cart", "order_placed", "subscribe"}
 _CART_EVENTS = frozenset({"add_to_cart", "remove_from_cart", "checkout_started"})
+_ORDER_EVENTS = frozenset({"order_placed", "order_paid", "order_cancelled", "order_refunded"})
 _MAX_CART_EVENTS = 10
 _MAX_ORDERS = 10
 # An order in ``CustomerState.orders``: [placed_ts, total, order_id, paid_ts (0 = unpaid),
@@ -78,18 +79,34 @@ def apply(state: CustomerState, ev: Event, cfg: EngineConfig, late: bool) -> Non
         if buckets is None:
             buckets = state.counts[counter] = []
         windows.add(buckets, ts, state.max_ts)
-
     if etype == "product_view":
         if not late:  # recent views are a window too: a late view is too old to show intent
             views = state.views
             views.append([ts, ev.product_id, ev.category, ev.event_id])
             if len(views) > cfg.recent_views:
                 del views[0]
-    elif etype in _CART_EVENTS and state.orders and ts <= state.orders[-1][0]:
+    elif etype in _CART_EVENTS:
         # Topics are consumed independently, so an order can arrive before the cart
         # events that led to it: a cart change older than the last order was settled by it.
-        pass
-    elif etype == "add_to_cart":
+        if not state.orders or ts > state.orders[-1][0]:
+            _cart_event(state, ev)
+    elif etype in _ORDER_EVENTS:
+        _order_event(state, ev)
+    elif etype == "unsubscribe":
+        if ev.channel not in state.optouts:
+            state.optouts.append(ev.channel)  # type: ignore[arg-type]
+    elif etype == "subscribe":
+        if ev.channel == "all":
+            state.optouts.clear()
+        else:
+            state.optouts[:] = [c for c in state.optouts if c not in (ev.channel, "all")]
+    if ev.currency:
+        state.currency = ev.currency
+
+
+def _cart_event(state: CustomerState, ev: Event) -> None:
+    etype = ev.type
+    if etype == "add_to_cart":
         if not state.cart and not state.checkout_value:
             state.cart_id += 1
             state.cart_events.clear()
@@ -113,7 +130,7 @@ def apply(state: CustomerState, ev: Event, cfg: EngineConfig, late: bool) -> Non
             state.checkout_value = 0.0
         else:
             _cart_touched(state, ev)
-    elif etype == "checkout_started":
+    else:  # checkout_started
         if not state.cart and not state.checkout_value:
             state.cart_id += 1
             state.cart_events.clear()
@@ -121,7 +138,11 @@ def apply(state: CustomerState, ev: Event, cfg: EngineConfig, late: bool) -> Non
         if ev.cart_value is not None:
             state.checkout_value = ev.cart_value
         _cart_touched(state, ev)
-    elif etype == "order_placed":
+
+
+def _order_event(state: CustomerState, ev: Event) -> None:
+    etype, ts = ev.type, ev.ts
+    if etype == "order_placed":
         orders = state.orders
         orders.append([ts, ev.total or 0.0, ev.order_id, 0, OPEN, ev.event_id, None])
         if len(orders) > 1 and orders[-2][0] > ts:
@@ -142,16 +163,6 @@ def apply(state: CustomerState, ev: Event, cfg: EngineConfig, late: bool) -> Non
         order = find_order(state, ev.order_id)
         if order is not None:
             order[4] = CLOSED
-    elif etype == "unsubscribe":
-        if ev.channel not in state.optouts:
-            state.optouts.append(ev.channel)  # type: ignore[arg-type]
-    elif etype == "subscribe":
-        if ev.channel == "all":
-            state.optouts.clear()
-        else:
-            state.optouts[:] = [c for c in state.optouts if c not in (ev.channel, "all")]
-    if ev.currency:
-        state.currency = ev.currency
 
 
 def _cart_touched(state: CustomerState, ev: Event) -> None:
@@ -181,6 +192,22 @@ def activity(state: CustomerState, now: int, window: int) -> int:
     return sum(total(buckets, now, window) for buckets in state.counts.values())
 
 
+def activity_pair(state: CustomerState, now: int, short: int, long: int) -> tuple[int, int]:
+    """``activity`` over two windows in one pass over the buckets."""
+    short_since, long_since = now - short, now - long
+    oldest = min(short_since, long_since)
+    n_short = n_long = 0
+    for buckets in state.counts.values():
+        for start, count in reversed(buckets):  # sorted by start: newest first here
+            if start < oldest:
+                break
+            if start >= long_since:
+                n_long += count
+            if start >= short_since:
+                n_short += count
+    return n_short, n_long
+
+
 def orders_within(state: CustomerState, now: int, window: int) -> int:
     return sum(1 for order in state.orders if order[0] > now - window)
 
@@ -206,6 +233,12 @@ def view_burst(
     if key is None or len(views) < min_views:  # cheap exits first: most views end here
         return 0
     low, high = ts - window, ts + window
+    if ts >= state.max_ts:
+        # In order, the common case: no view is newer, so the views of ``key`` since
+        # ``low`` all fit in one window and the burst, if any, ends at ``ts``; it is new
+        # when the others alone are one view short of one.
+        n = len([v for v in views if v[field] == key and v[0] >= low])
+        return ts if n == min_views or (n > min_views and not new_only) else 0
     times = [v[0] for v in views if v[field] == key and low <= v[0] <= high]  # one pass
     if len(times) < min_views:
         return 0

@@ -39,7 +39,7 @@ def merge(state: CustomerState, other: CustomerState, now: int, cfg: Config) -> 
     ctx = Ctx(state, now, cfg)
     mark = f"merged:{other.customer_id}"
     if mark in state.marks:
-        return ctx.step
+        return ctx
     state.marks[mark] = now
     for name, buckets in other.counts.items():
         mine = state.counts.setdefault(name, [])
@@ -67,4 +67,4 @@ def merge(state: CustomerState, other: CustomerState, now: int, cfg: Config) -> 
         and STAGE_RANK[other.stage] > STAGE_RANK[state.stage]
     ):
         ctx.stage(other.stage, None, now)
-    return ctx.step
+    return ctx

@@ -20,6 +20,7 @@ Rules (thresholds in ``journey:`` of the config):
 
 from __future__ import annotations
 
+from core.config import JourneyConfig
 from core.context import Ctx
 from core.facts import ACTIVITY, orders_within
 from core.model import STAGE_RANK, Event
@@ -61,9 +62,9 @@ def on_event(ctx: Ctx, ev: Event) -> None:
         ctx.stage(target, ev.event_id, ev.ts)
 
 
-def on_timer(ctx: Ctx, due: int) -> None:
+def on_timer(ctx: Ctx, kind: str, due: int, journey: JourneyConfig) -> None:
     """Inactivity deadline: purchasers go at_risk, at_risk customers churn."""
-    state, journey = ctx.state, ctx.cfg.journey
+    state = ctx.state
     if state.stage in ("purchase", "loyalty"):
         deadline = state.last_active + journey.at_risk_after
         if deadline > due:  # active since the timer was set: push the deadline back

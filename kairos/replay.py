@@ -573,6 +573,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # A batch command whose records all live until it exits: garbage collection
+    # would only re-scan them (about 5% of the run, more in forked shards).
+    gc.disable()
     try:
         cfg = load_config(args.config) if args.config else Config()
         old_cfg = load_config(args.compare) if args.compare else None

@@ -17,7 +17,7 @@ from __future__ import annotations
 from core.config import ChurnAlertConfig, WinBackConfig
 from core.context import Ctx
 from core.durations import DAY, HOUR, MINUTE, iso
-from core.facts import COUNTER_OF, activity
+from core.facts import COUNTER_OF, activity_pair
 from core.model import Event, StageChange
 from core.triggers import win_back
 
@@ -67,10 +67,9 @@ def _check(ctx: Ctx, cfg: ChurnAlertConfig, now: int, event_id: str | None) -> N
     last = state.marks.get(NAME)
     if cfg.cooldown and last is not None and ctx.now - last < cfg.cooldown:
         return
-    long_n = activity(state, now, cfg.long_window)
+    short_n, long_n = activity_pair(state, now, cfg.short_window, cfg.long_window)
     if long_n < cfg.min_long_activity:
         return
-    short_n = activity(state, now, cfg.short_window)
     short_rate = short_n / cfg.short_window
     long_rate = long_n / cfg.long_window
     if short_rate >= cfg.drop_ratio * long_rate:

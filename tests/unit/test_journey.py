@@ -201,3 +201,59 @@ def test_a_busy_customer_keeps_few_buckets() -> None:
     now = T0 + 9_999 * 20_000
     assert windows.total(buckets, now, HOUR) in range(180, 184)
     assert windows.total(buckets, now, 30 * DAY) == 10_000
+
+
+def _burst_reference(views: list, field: int, key: str, ts: int, window: int, n: int) -> tuple:
+    """view_burst by definition: (newest end of any burst, did the view at ts make it new)."""
+    times = sorted(v[0] for v in views if v[field] == key and abs(v[0] - ts) <= window)
+
+    def newest_end(ts_list: list[int]) -> int:
+        ends = [ts_list[i + n - 1] for i in range(len(ts_list) - n + 1)]
+        return max((e for i, e in enumerate(ends) if e - ts_list[i] <= window), default=0)
+
+    last = newest_end(times)
+    times.remove(ts)
+    return last, (last if last and not newest_end(times) else 0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    offsets=st.lists(st.integers(0, 3 * HOUR), min_size=1, max_size=16),
+    products=st.lists(st.sampled_from(["p1", "p2"]), min_size=16, max_size=16),
+    window=st.sampled_from([10 * MINUTE, HOUR]),
+    min_views=st.integers(1, 4),
+)
+def test_view_bursts_match_their_definition_in_and_out_of_order(
+    offsets: list[int], products: list[str], window: int, min_views: int
+) -> None:
+    """The in-order shortcut (the newest view) and the general path agree with the definition."""
+    from core.facts import view_burst
+
+    state = CustomerState("c1")
+    state.views = [[T0 + o, products[i], "shoes", f"v{i}"] for i, o in enumerate(offsets)]
+    state.max_ts = max(T0 + o for o in offsets)
+    for i, view in enumerate(state.views):  # the last view is in order only if it is the newest
+        ts = view[0]
+        extends, new = _burst_reference(state.views, 1, view[1], ts, window, min_views)
+        assert view_burst(state, 1, view[1], ts, window, min_views, False) == extends, i
+        assert view_burst(state, 1, view[1], ts, window, min_views) == new, i
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    times=st.lists(st.integers(0, 40 * DAY), min_size=0, max_size=200),
+    short=st.sampled_from([HOUR, 7 * DAY, 30 * DAY]),
+    long=st.sampled_from([DAY, 30 * DAY, 60 * DAY]),
+)
+def test_activity_pair_equals_two_activity_sums(times: list[int], short: int, long: int) -> None:
+    from core.facts import activity_pair
+
+    state = CustomerState("c1")
+    for i, t in enumerate(sorted(times)):
+        kind = ("view", "cart", "engage")[i % 3]
+        windows.add(state.counts.setdefault(kind, []), T0 + t, T0 + t)
+    now = T0 + (max(times) if times else 0)
+    assert activity_pair(state, now, short, long) == (
+        activity(state, now, short),
+        activity(state, now, long),
+    )
