@@ -138,20 +138,17 @@ def _items(obj: dict[str, Any]) -> tuple[Item, ...]:
 
 
 def _build(obj: dict[str, Any], topic: str, key: str | None) -> Event:
+    # Every field is read with its common case inline (a valid value) and handed to
+    # ``_text``/``_number``/``_quantity`` only when that fails, to get the precise error:
+    # a call per field was half the cost of decoding.
     etype = obj.get("type")
-    if etype is None:
-        raise _Invalid("missing_field", "missing required field 'type'")
-    if type(etype) is not str:
-        raise _Invalid("wrong_type", f"field 'type' must be a string, got {_kind(etype)}")
     allowed = TOPIC_TYPES.get(topic)
-    if allowed is not None and etype not in allowed:
-        raise _Invalid(
-            "unknown_type",
-            f"unknown event type {etype!r} for topic '{topic}' (expected one of: "
-            f"{', '.join(sorted(allowed))})",
-        )
-    event_id = _text(obj, "event_id", True)
-    customer_id = _text(obj, "customer_id", True)
+    if type(etype) is not str or (allowed is not None and etype not in allowed):
+        _bad_type(etype, topic, allowed)
+    v = obj.get("event_id")
+    event_id = v if type(v) is str and 0 < len(v) <= 128 else _text(obj, "event_id", True)
+    v = obj.get("customer_id")
+    customer_id = v if type(v) is str and 0 < len(v) <= 128 else _text(obj, "customer_id", True)
     if key is not None and key != customer_id:
         raise _Invalid(
             "key_mismatch", f"customer_id {customer_id!r} does not equal the record key {key!r}"
@@ -174,29 +171,48 @@ def _build(obj: dict[str, Any], topic: str, key: str | None) -> Event:
         ev.properties = props
 
     if etype == "product_view":
-        ev.product_id = _text(obj, "product_id", True)
-        ev.category = _text(obj, "category")
-        ev.price = _number(obj, "price")
-        ev.currency = _text(obj, "currency", False, 8)
+        v = obj.get("product_id")
+        ev.product_id = (
+            v if type(v) is str and 0 < len(v) <= 128 else _text(obj, "product_id", True)
+        )
+        v = obj.get("category")
+        ev.category = (
+            v if v is None or (type(v) is str and len(v) <= 128) else _text(obj, "category")
+        )
+        v = obj.get("price")
+        ev.price = v if type(v) is float and v >= 0 else _number(obj, "price")
+        v = obj.get("currency")
+        ev.currency = v if v is None or (type(v) is str and len(v) <= 8) else _currency(obj)
     elif etype == "add_to_cart":
-        ev.product_id = _text(obj, "product_id", True)
-        ev.quantity = _quantity(obj) or 1
-        ev.price = _number(obj, "price")
-        ev.currency = _text(obj, "currency", False, 8)
+        v = obj.get("product_id")
+        ev.product_id = (
+            v if type(v) is str and 0 < len(v) <= 128 else _text(obj, "product_id", True)
+        )
+        v = obj.get("quantity")
+        ev.quantity = v if type(v) is int and v > 0 else _quantity(obj) or 1
+        v = obj.get("price")
+        ev.price = v if type(v) is float and v >= 0 else _number(obj, "price")
+        v = obj.get("currency")
+        ev.currency = v if v is None or (type(v) is str and len(v) <= 8) else _currency(obj)
+    elif etype == "page_view":
+        v = obj.get("url")
+        ev.url = (
+            v
+            if v is None or (type(v) is str and len(v) <= 4096)
+            else _text(obj, "url", False, 4096)
+        )
     elif etype == "remove_from_cart":
         ev.product_id = _text(obj, "product_id", True)
         ev.quantity = _quantity(obj)
     elif etype == "checkout_started":
         ev.cart_value = _number(obj, "cart_value")
-        ev.currency = _text(obj, "currency", False, 8)
-    elif etype == "page_view":
-        ev.url = _text(obj, "url", False, 4096)
+        ev.currency = _currency(obj)
     elif etype == "search":
         ev.query = _text(obj, "query", False, 1024)
     elif etype == "order_placed":
         ev.order_id = _text(obj, "order_id", True)
         ev.total = _number(obj, "total")
-        ev.currency = _text(obj, "currency", False, 8)
+        ev.currency = _currency(obj)
         ev.items = _items(obj)
     elif etype in _ORDER_FOLLOWUPS:
         ev.order_id = _text(obj, "order_id", True)
@@ -217,6 +233,22 @@ def _build(obj: dict[str, Any], topic: str, key: str | None) -> Event:
             raise _Invalid("wrong_type", f"field 'score' must be a number, got {_kind(score)}")
         ev.score = score
     return ev
+
+
+def _currency(obj: dict[str, Any]) -> str | None:
+    return _text(obj, "currency", False, 8)
+
+
+def _bad_type(etype: object, topic: str, allowed: frozenset[str] | None) -> None:
+    if etype is None:
+        raise _Invalid("missing_field", "missing required field 'type'")
+    if type(etype) is not str:
+        raise _Invalid("wrong_type", f"field 'type' must be a string, got {_kind(etype)}")
+    raise _Invalid(
+        "unknown_type",
+        f"unknown event type {etype!r} for topic '{topic}' (expected one of: "
+        f"{', '.join(sorted(allowed or ()))})",
+    )
 
 
 def _parse_object(raw: bytes) -> dict[str, Any] | Rejection:
