@@ -39,10 +39,10 @@ OPEN, CLOSED = 0, 1  # status: CLOSED once cancelled or refunded
 def is_duplicate(state: CustomerState, ev: Event, cfg: EngineConfig) -> bool:
     """True if ``ev.event_id`` was seen within the horizon; otherwise remember it.
 
-    ``state.seen`` is flat, ``[digest, ts, digest, ts, ...]`` oldest first, so the
-    membership test runs in C. The digest is CRC-32 and Adler-32 side by side (64 bits,
-    a quarter of blake2b's cost on this per-event path); a false "duplicate" needs both
-    to collide with one of the customer's last few dozen ids, or with a remembered ``ts``.
+    ``state.seen`` maps a 64-bit digest of each id (CRC-32 and Adler-32 side by side,
+    a quarter of blake2b's cost) to its event time, oldest first: a dict, because a
+    membership scan of a list was a tenth of the cost of an event. A false
+    "duplicate" needs both checksums to collide with one of the customer's last ids.
     """
     raw = ev.event_id.encode()
     digest = (crc32(raw) << 32) | adler32(raw)
@@ -50,14 +50,16 @@ def is_duplicate(state: CustomerState, ev: Event, cfg: EngineConfig) -> bool:
     if digest in seen:
         return True
     ts = ev.ts
-    seen.append(digest)
-    seen.append(ts)
+    seen[digest] = ts
     horizon = (ts if ts > state.max_ts else state.max_ts) - cfg.dedupe_horizon
-    limit = 2 * cfg.dedupe_size
-    if len(seen) > limit or seen[1] < horizon:
-        while seen and (len(seen) > limit or seen[1] < horizon):
-            del seen[:2]
-    return False
+    size = cfg.dedupe_size
+    while True:  # forget the oldest beyond the size or the horizon: usually none or one
+        oldest = next(iter(seen))
+        if len(seen) <= size and seen[oldest] >= horizon:
+            return False
+        del seen[oldest]
+        if not seen:
+            return False
 
 
 def cart_value(state: CustomerState) -> float:

@@ -230,7 +230,7 @@ class CustomerState:
     first_seen: int = 0
     last_active: int = 0  # event time of the last activity
     max_ts: int = 0  # newest event time seen: the reference for late events
-    seen: list[int] = field(default_factory=list)  # [digest, ts, digest, ts, ...]
+    seen: dict[int, int] = field(default_factory=dict)  # event id digest -> ts, oldest first
     cart: dict[str, list[float]] = field(default_factory=dict)  # product_id -> [qty, price]
     cart_id: int = 0  # increments when an empty cart gets its first item
     cart_at: int = 0

@@ -9,6 +9,7 @@ simply decode with that default.
 from __future__ import annotations
 
 from dataclasses import fields
+from itertools import chain
 
 import orjson
 
@@ -17,6 +18,7 @@ from core.model import CustomerState, Profile
 VERSION = 1
 _FIELDS = tuple(f.name for f in fields(CustomerState))
 _PROFILE = _FIELDS.index("profile")
+_SEEN = _FIELDS.index("seen")
 _PROFILE_FIELDS = tuple(f.name for f in fields(Profile))
 
 
@@ -32,6 +34,8 @@ def to_obj(state: CustomerState) -> list:
     """The JSON-ready form (also how a state travels between workers on ``identity``)."""
     values: list = [VERSION]
     values.extend(getattr(state, name) for name in _FIELDS)
+    # JSON keys are strings: the dedupe memory travels flat, [digest, ts, digest, ts, ...]
+    values[_SEEN + 1] = list(chain.from_iterable(state.seen.items()))
     profile = state.profile
     if profile is not None:
         # what dataclasses.asdict gives, without its recursive deep copy (a flush encodes
@@ -44,6 +48,8 @@ def from_obj(values: list) -> CustomerState:
     if values[0] != VERSION:
         raise ValueError(f"unknown customer state version {values[0]}")
     state = CustomerState(*values[1:])
+    flat = state.seen
+    state.seen = dict(zip(flat[::2], flat[1::2], strict=True))  # type: ignore[call-overload]
     if state.profile is not None:
         state.profile = Profile(**state.profile)  # type: ignore[arg-type]
     return state
