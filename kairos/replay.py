@@ -24,6 +24,7 @@ import re
 import sys
 import time
 import zlib
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -155,73 +156,81 @@ def _decode_profile(obj: dict[str, Any]) -> tuple[int, str, Profile | None] | Re
     return (profile.updated_at if profile is not None else 0), customer_id, profile
 
 
+@dataclass(slots=True)
+class _Input:
+    """Every line of the input files, blank ones included, so a line's index gives its place."""
+
+    names: list[str]
+    starts: list[int]  # index in ``lines`` of each file's first line
+    lines: list[bytes]
+
+    def where(self, index: int) -> str:
+        file = bisect_right(self.starts, index) - 1
+        return f"{self.names[file]}:{index - self.starts[file] + 1}"
+
+
 def load(paths: Iterable[str | Path]) -> Loaded:
     """Decode every line of the files and sort the events by time (stable)."""
     started = time.perf_counter()
-    names, [(lines, numbers)] = _read(paths)
-    loaded = _decode_lines(names, lines, numbers)
+    loaded = _decode_lines(_read(paths))
     loaded.seconds = time.perf_counter() - started
     return loaded
 
 
-def _read(
-    paths: Iterable[str | Path], jobs: int = 1
-) -> tuple[list[str], list[tuple[list[bytes], list[int]]]]:
-    """Every non-blank line, and where it came from (file index * 2**32 + line number).
-
-    With ``jobs > 1`` the lines are split into ``jobs`` shards by a hash of their
-    ``customer_id`` (see ``run_replay``) in the same pass: the parent's routing
-    is serial time, so it is not a second loop over every line.
-    """
+def _read(paths: Iterable[str | Path]) -> _Input:
     names: list[str] = []
-    shards: list[tuple[list[bytes], list[int]]] = [([], []) for _ in range(jobs)]
-    search, crc = _CUSTOMER.search, zlib.crc32
-    for index, path in enumerate(paths):
-        names.append(str(path))
+    starts: list[int] = []
+    lines: list[bytes] = []
+    for path in paths:
         with open(path, "rb") as f:
             data = f.read()
-        base = index << 32
-        for number, line in enumerate(data.splitlines(), 1):
-            if line and not line.isspace():
-                if jobs == 1:
-                    lines, numbers = shards[0]
-                else:
-                    match = search(line)
-                    lines, numbers = shards[crc(match.group(1)) % jobs if match is not None else 0]
-                lines.append(line)
-                numbers.append(base + number)
-    return names, shards
+        names.append(str(path))
+        starts.append(len(lines))
+        lines.extend(data.splitlines())
+    return _Input(names, starts, lines)
+
+
+def _route(lines: list[bytes], jobs: int) -> list[int]:
+    """The shard of each line: a hash of its ``customer_id`` (see ``run_replay``).
+
+    One comprehension over every line: this is the serial part of a sharded replay.
+    """
+    search, crc = _CUSTOMER.search, zlib.crc32
+    return [crc(m.group(1)) % jobs if (m := search(line)) is not None else 0 for line in lines]
 
 
 def _decode_lines(
-    names: list[str], lines: list[bytes], numbers: list[int], shard: tuple[int, int] | None = None
+    source: _Input, indexes: Iterable[int] | None = None, shard: tuple[int, int] | None = None
 ) -> Loaded:
+    """Decode the lines at ``indexes`` (default: all), ``shard`` = (this one, of how many)."""
     collecting = gc.isenabled()
     gc.disable()  # hundreds of thousands of new records, no cycles: collection is pure cost
     try:
-        return _decode_all(names, lines, numbers, shard)
+        return _decode_all(source, indexes, shard)
     finally:
         if collecting:
             gc.enable()
 
 
 def _decode_all(
-    names: list[str], lines: list[bytes], numbers: list[int], shard: tuple[int, int] | None
+    source: _Input, indexes: Iterable[int] | None, shard: tuple[int, int] | None
 ) -> Loaded:
     events: list[Event] = []
     profiles: list[tuple[int, str, Profile | None]] = []
     loaded = Loaded(events, profiles)
     append = events.append
-    for i, line in enumerate(lines):
+    lines = source.lines
+    for i in range(len(lines)) if indexes is None else indexes:
+        line = lines[i]
+        if not line or line.isspace():
+            continue
         item = _decode_line(line)
         if item.__class__ is Event:
             append(item)  # type: ignore[arg-type]
         elif item.__class__ is Rejection:
             loaded.invalid += 1
             if len(loaded.errors) < _SHOWN_ERRORS:
-                where = numbers[i]
-                name = names[where >> 32]
-                loaded.errors.append(f"{name}:{where & 0xFFFFFFFF}: {item.error}")  # type: ignore[union-attr]
+                loaded.errors.append(f"{source.where(i)}: {item.error}")  # type: ignore[union-attr]
         else:
             profiles.append(item)  # type: ignore[arg-type]
     if shard is not None:  # every customer must be in the shard its lines were routed to
@@ -355,8 +364,7 @@ def _shard_of(customer_id: bytes, jobs: int) -> int:
 
 
 _CUSTOMER = re.compile(rb'"customer_id"\s*:\s*"([^"\\]*)"')
-_SHARDS: list[tuple[list[bytes], list[int]]] = []  # inherited by forked shard workers
-_NAMES: list[str] = []
+_INPUT: list[Any] = []  # [_Input, shard of each line]: inherited by forked shard workers
 
 
 _ENDS: list[Any] = []  # [to the parent, to the workers]: queues agreeing on the clock's end
@@ -380,9 +388,10 @@ def _end_of_parent(jobs: int) -> Callable[[int], int]:
 
 
 def _run_shard(index: int, jobs: int, cfg: Config, keep_decisions: bool) -> Result:
-    lines, numbers = _SHARDS[index]
+    source, shards = _INPUT
     started = time.perf_counter()
-    loaded = _decode_lines(_NAMES, lines, numbers, (index, jobs))
+    mine = [i for i, shard in enumerate(shards) if shard == index]
+    loaded = _decode_lines(source, mine, (index, jobs))
     loaded.seconds = time.perf_counter() - started
     end = _end_of_parent(jobs) if index == 0 else _end_of_worker
     result = replay(loaded, cfg, keep_decisions=keep_decisions, end=end)
@@ -406,10 +415,9 @@ def run_replay(
     ``properties`` before the real one), the replay falls back to one process.
     """
     started = time.perf_counter()
-    names, shards = _read(paths, max(jobs, 1))
-    if jobs > 1 and sum(len(lines) for lines, _ in shards) >= _MIN_LINES_TO_SHARD:
-        _SHARDS[:] = shards
-        _NAMES[:] = names
+    source = _read(paths)
+    if jobs > 1 and len(source.lines) >= _MIN_LINES_TO_SHARD:
+        _INPUT[:] = [source, _route(source.lines, jobs)]
         context = get_context("fork")
         _ENDS[:] = [context.SimpleQueue(), context.SimpleQueue()]
         try:
@@ -424,18 +432,14 @@ def run_replay(
                     parts.extend(f.result() for f in futures)
                     results.append(_merge(parts))
         finally:
-            _SHARDS.clear()
+            _INPUT.clear()
             _ENDS.clear()
         if not any(r.misrouted for r in results):
             elapsed = time.perf_counter() - started
             for r in results:
                 r.seconds = elapsed / len(results)
             return results
-    if len(shards) > 1:  # read again, unsplit: the lines in file order
-        names, shards = _read(paths)
-    [(lines, numbers)] = shards
-    del shards
-    loaded = _decode_lines(names, lines, numbers)
+    loaded = _decode_lines(source)
     loaded.seconds = time.perf_counter() - started
     return [replay(loaded, cfg, keep_decisions=keep_decisions) for cfg in cfgs]
 

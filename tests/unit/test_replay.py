@@ -209,3 +209,19 @@ def test_uplift_confidence_interval_by_normal_approximation() -> None:
     se = (0.15 * 0.85 / 1000 + 0.1 * 0.9 / 1000) ** 0.5
     assert ci == pytest.approx([0.05 - 1.96 * se, 0.05 + 1.96 * se], abs=1e-4)
     assert ci[0] > 0  # a clear effect at this size
+
+
+def test_bad_lines_are_reported_by_file_and_line_in_one_process_and_sharded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(replay, "_MIN_LINES_TO_SHARD", 1)
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_bytes(b"\n".join([*shopper_lines("c1", T0), b"{broken"]) + b"\n")
+    second.write_bytes(
+        b"\n".join([b"", *shopper_lines("c2", T0)[:2], b"  ", b"[1, 2]", *shopper_lines("c3", T0)])
+    )
+    for jobs in (1, 2):
+        (result,) = replay.run_replay([first, second], [Config()], jobs=jobs)
+        assert result.events == 8 + 2 + 8, jobs
+        assert [e.split(": ", 1)[0] for e in result.errors] == [f"{first}:9", f"{second}:5"]
+        assert result.errors[1].endswith("expected a JSON object")
