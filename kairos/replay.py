@@ -26,8 +26,9 @@ import time
 import zlib
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from operator import attrgetter, itemgetter
@@ -203,10 +204,18 @@ def _decode_lines(
     source: _Input, indexes: Iterable[int] | None = None, shard: tuple[int, int] | None = None
 ) -> Loaded:
     """Decode the lines at ``indexes`` (default: all), ``shard`` = (this one, of how many)."""
-    collecting = gc.isenabled()
-    gc.disable()  # hundreds of thousands of new records, no cycles: collection is pure cost
-    try:
+    with _no_gc():
         return _decode_all(source, indexes, shard)
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Hundreds of thousands of new records without cycles: a collection pass over them
+    is pure cost (about 30% of a replay when left on)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
     finally:
         if collecting:
             gc.enable()
@@ -312,9 +321,7 @@ def replay(
     next_profile = 0
     # Time of the next profile record to apply: one comparison per event instead of three.
     profile_at = profiles[0][0] if profiles else None
-    collecting = gc.isenabled()
-    gc.disable()  # the core's records hold no cycles; collection passes cost ~30% here
-    try:
+    with _no_gc():
         for ev in loaded.events:
             t = ev.ts
             if heap and heap[0][0] <= t:
@@ -340,10 +347,7 @@ def replay(
             last = end(last)
         if last:
             timers_fired += fire_until(last)
-    finally:
-        if collecting:
-            gc.enable()
-    stages = Counter(state.stage for state in states.values())
+        stages = Counter(state.stage for state in states.values())
     return Result(
         events=len(loaded.events),
         invalid=loaded.invalid,
@@ -414,6 +418,13 @@ def run_replay(
     customer be misread when routing (a ``customer_id`` key nested in
     ``properties`` before the real one), the replay falls back to one process.
     """
+    with _no_gc():  # and none after the shards' results come back, or the merge
+        return _run_replay(paths, cfgs, jobs, keep_decisions)
+
+
+def _run_replay(
+    paths: Iterable[str | Path], cfgs: list[Config], jobs: int, keep_decisions: bool
+) -> list[Result]:
     started = time.perf_counter()
     source = _read(paths)
     if jobs > 1 and len(source.lines) >= _MIN_LINES_TO_SHARD:
@@ -577,9 +588,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # A batch command whose records all live until it exits: garbage collection
-    # would only re-scan them (about 5% of the run, more in forked shards).
-    gc.disable()
+    gc.disable()  # a batch command: its records live until it exits (see ``_no_gc``)
     try:
         cfg = load_config(args.config) if args.config else Config()
         old_cfg = load_config(args.compare) if args.compare else None
