@@ -1,18 +1,24 @@
-"""Replay throughput: decode + core over N synthetic events, every trigger on.
+"""Replay throughput on two workloads, with a baseline from the same run.
 
-    .venv/bin/python bench/replay_bench.py [--events 500000] [--profile]
+    .venv/bin/python bench/replay_bench.py [--events 300000] [--jobs 2] [--profile]
 
-Generates a seeded, realistic mix (sessions of page and product views, searches,
-carts, checkouts, orders and their follow-ups, message opens, NPS answers and
-reviews, a few unsubscribes and bad lines) over many customers and 60 days,
-writes it to a temporary JSON-lines file, runs ``kairos.replay`` on it and
-prints events/s, then one JSON line with ``replay_eps``.
+Workloads, each written to a temporary JSON-lines file:
+- ``simulator``: what ``kairos simulate --out`` writes (the demo's shoppers), ``--events``
+  events of 30,000 customers over 3 days;
+- ``mix60d``: a heavier seeded mix (``generate`` below), about 40 events per customer
+  over 60 days, shuffled, with a few bad lines: long histories, so more timers,
+  churn checks and decisions per event.
+
+For each: the JSON-parse floor (``orjson.loads`` of every line, one process: the least
+any replay must do), ``kairos replay`` on one process, and on ``--jobs`` processes
+(what the CLI does by default). Prints a line per workload, then one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import os
 import pstats
 import random
@@ -26,6 +32,8 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.config import Config
+from core.durations import DAY as DAY_MS
+from kairos import simulate
 from kairos.replay import run_replay
 
 START = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -122,47 +130,80 @@ def generate(n: int, seed: int = 7, days: int = 60) -> list[bytes]:
     return lines[:n]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--events", type=int, default=500_000)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--profile", action="store_true", help="cProfile the replay (1 process)")
-    args = parser.parse_args()
-    lines = generate(args.events, args.seed)
+def simulator_lines(n: int, seed: int = 7) -> list[bytes]:
+    """Lines as ``kairos simulate --out F --events n --customers 30000 --span 3d`` writes them."""
+    lines = []
+    for topic, key, value in simulate.generate(30_000, n, seed, START, 3 * DAY_MS):
+        line = {"topic": topic, "customer_id": key, "value": value}
+        lines.append(orjson.dumps(line if topic == "profiles" else value))
+    return lines
+
+
+def parse_floor(lines: list[bytes]) -> float:
+    """Lines per second that ``orjson.loads`` alone manages on one process."""
+    loads = orjson.loads
+    started = time.perf_counter()
+    for line in lines:
+        loads(line)
+    return len(lines) / (time.perf_counter() - started)
+
+
+def measure(name: str, lines: list[bytes], jobs: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "events.jsonl")
         with open(path, "wb") as f:
             f.write(b"\n".join(lines) + b"\n")
-        cfg = Config()
-        jobs = 1 if args.profile else args.jobs
-        profiler = cProfile.Profile() if args.profile else None
-        started = time.perf_counter()
-        if profiler:
-            profiler.enable()
-        (result,) = run_replay([path], [cfg], jobs=jobs)
-        if profiler:
-            profiler.disable()
-        ended = time.perf_counter()
-    total = ended - started
-    eps = result.events / total
-    fired = {t: sum(c.values()) for t, c in sorted(result.fired.items())}
+        out: dict = {"lines": len(lines), "parse_lps": round(parse_floor(lines))}
+        for n in sorted({1, jobs}):
+            gc.collect()
+            started = time.perf_counter()
+            (result,) = run_replay([path], [Config()], jobs=n)
+            seconds = time.perf_counter() - started
+            out[f"replay_eps_{n}"] = round(result.events / seconds)
+        out.update(
+            events=result.events,
+            invalid=result.invalid,
+            timers_fired=result.timers_fired,
+            decisions=sum(sum(c.values()) for c in result.fired.values()),
+            jobs=jobs,
+            replay_eps=out[f"replay_eps_{jobs}"],
+        )
     print(
-        f"{result.events:,} events ({result.invalid} invalid), {len(lines):,} lines: "
-        f"{jobs} process(es), {total:.2f}s = {eps:,.0f} events/s; "
-        f"{result.timers_fired:,} timers fired"
+        f"{name}: {out['events']:,} events, {out['decisions']:,} decisions, "
+        f"{out['timers_fired']:,} timers; parse floor {out['parse_lps']:,} lines/s; replay "
+        f"{out['replay_eps_1']:,} ev/s on 1 process, {out['replay_eps']:,} on {jobs}",
+        file=sys.stderr,
     )
-    print(f"decisions: {fired}")
-    if profiler:
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=300_000, help="events per workload")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--profile", action="store_true", help="cProfile mix60d on 1 process")
+    args = parser.parse_args()
+    if args.profile:
+        lines = generate(args.events, args.seed)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "events.jsonl")
+            Path(path).write_bytes(b"\n".join(lines) + b"\n")
+            profiler = cProfile.Profile()
+            profiler.runcall(run_replay, [path], [Config()], jobs=1)
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        return 0
+    workloads = {
+        "simulator": measure("simulator", simulator_lines(args.events, args.seed), args.jobs),
+        "mix60d": measure("mix60d", generate(args.events, args.seed), args.jobs),
+    }
     print(
         orjson.dumps(
             {
                 "bench": "replay",
-                "events": result.events,
-                "seconds": round(total, 3),
-                "replay_eps": round(eps),
-                "jobs": jobs,
+                "replay_eps": workloads["simulator"]["replay_eps"],
+                "jobs": args.jobs,
+                "workloads": workloads,
                 "python": sys.version.split()[0],
                 "cpus": os.cpu_count(),
             }
