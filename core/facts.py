@@ -51,15 +51,15 @@ def is_duplicate(state: CustomerState, ev: Event, cfg: EngineConfig) -> bool:
         return True
     ts = ev.ts
     seen[digest] = ts
+    while len(seen) > cfg.dedupe_size:
+        del seen[next(iter(seen))]
     horizon = (ts if ts > state.max_ts else state.max_ts) - cfg.dedupe_horizon
-    size = cfg.dedupe_size
-    while True:  # forget the oldest beyond the size or the horizon: usually none or one
-        oldest = next(iter(seen))
-        if len(seen) <= size and seen[oldest] >= horizon:
-            return False
-        del seen[oldest]
-        if not seen:
-            return False
+    for oldest in seen.values():  # the first value: cheaper than next(iter(...))
+        if oldest < horizon:  # forget from the oldest up to the first one within the horizon
+            while seen and next(iter(seen.values())) < horizon:
+                del seen[next(iter(seen))]
+        break
+    return False
 
 
 def cart_value(state: CustomerState) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from core import engine, windows
@@ -257,3 +257,41 @@ def test_activity_pair_equals_two_activity_sums(times: list[int], short: int, lo
         activity(state, now, short),
         activity(state, now, long),
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    arrivals=st.lists(
+        st.tuples(st.integers(0, 60), st.integers(0, 3 * DAY)), min_size=1, max_size=120
+    ),
+    size=st.integers(1, 40),
+)
+@example(  # an id older than the horizon behind one within it stays, as in the FIFO
+    arrivals=[(1, DAY), (2, DAY + DAY // 2), (3, DAY // 5), (4, 2 * DAY + DAY // 10), (3, 0)],
+    size=32,
+)
+def test_dedupe_remembers_what_a_bounded_fifo_of_ids_would(
+    arrivals: list[tuple[int, int]], size: int
+) -> None:
+    """Reference: a FIFO of (id, ts), trimmed from the oldest while over ``size`` or
+    while its oldest is older than the horizon (newest ts seen minus ``dedupe_horizon``)."""
+    from dataclasses import replace
+
+    from core.facts import is_duplicate
+
+    cfg = replace(CFG.engine, dedupe_size=size)
+    state = CustomerState("c1")
+    fifo: list[tuple[str, int]] = []
+    newest = 0
+    for n, offset in arrivals:
+        event = ev("page_view", T0 + offset, f"id-{n}")
+        expected = any(eid == event.event_id for eid, _ in fifo)
+        if not expected:
+            fifo.append((event.event_id, event.ts))
+            horizon = max(newest, event.ts) - cfg.dedupe_horizon
+            while fifo and (len(fifo) > size or fifo[0][1] < horizon):
+                del fifo[0]
+        assert is_duplicate(state, event, cfg) == expected
+        newest = max(newest, event.ts)
+        state.max_ts = newest  # what facts.apply keeps
+        assert len(state.seen) == len(fifo)
