@@ -239,7 +239,10 @@ def view_burst(
         # In order, the common case: no view is newer, so the views of ``key`` since
         # ``low`` all fit in one window and the burst, if any, ends at ``ts``; it is new
         # when the others alone are one view short of one.
-        n = len([v for v in views if v[field] == key and v[0] >= low])
+        n = 0
+        for v in views:  # a loop, not a comprehension: in 3.11 that is a call (~0.4 us)
+            if v[field] == key and v[0] >= low:
+                n += 1
         return ts if n == min_views or (n > min_views and not new_only) else 0
     times = [v[0] for v in views if v[field] == key and low <= v[0] <= high]  # one pass
     if len(times) < min_views:
