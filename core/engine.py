@@ -82,9 +82,7 @@ def on_event(state: CustomerState, ev: Event, now: int, cfg: Config) -> Step:
     if etype == "order_placed":
         attribution.on_order(ctx, ev)
     journey.on_event(ctx, ev)
-    hooks = _HOOKS.get(id(cfg))
-    if hooks is None or hooks.cfg is not cfg:
-        hooks = _hooks(cfg)
+    hooks = _hooks(cfg)
     for hook, tcfg in hooks.by_event.get(etype, ()):
         hook(ctx, ev, tcfg, late)
     if ctx.stage_changes:  # rare: skip the call otherwise

@@ -7,11 +7,10 @@ from hashlib import blake2b
 
 def action_id(trigger: str, customer_id: str, *parts: object) -> str:
     """Id of a decision, derived from what caused it, so a replay after a crash repeats it."""
-    text = (
-        f"{trigger}|{customer_id}|{parts[0]}"
-        if len(parts) == 1
-        else "|".join((trigger, customer_id, *map(str, parts)))
-    )  # the one-part form is every decision's: spelled out, it costs a third less
+    if len(parts) == 1:  # every decision's form: spelled out, it costs a third less
+        text = f"{trigger}|{customer_id}|{parts[0]}"
+    else:
+        text = "|".join((trigger, customer_id, *map(str, parts)))
     return blake2b(text.encode(), digest_size=12).hexdigest()
 
 
