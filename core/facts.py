@@ -56,8 +56,13 @@ def is_duplicate(state: CustomerState, ev: Event, cfg: EngineConfig) -> bool:
     horizon = (ts if ts > state.max_ts else state.max_ts) - cfg.dedupe_horizon
     for oldest in seen.values():  # the first value: cheaper than next(iter(...))
         if oldest < horizon:  # forget from the oldest up to the first one within the horizon
-            while seen and next(iter(seen.values())) < horizon:
-                del seen[next(iter(seen))]
+            stale = []
+            for old, at in seen.items():
+                if at >= horizon:
+                    break
+                stale.append(old)
+            for old in stale:
+                del seen[old]
         break
     return False
 
