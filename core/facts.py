@@ -40,9 +40,9 @@ def is_duplicate(state: CustomerState, ev: Event, cfg: EngineConfig) -> bool:
     """True if ``ev.event_id`` was seen within the horizon; otherwise remember it.
 
     ``state.seen`` maps a 64-bit digest of each id (CRC-32 and Adler-32 side by side,
-    a quarter of blake2b's cost) to its event time, oldest first: a dict, because a
-    membership scan of a list was a tenth of the cost of an event. A false
-    "duplicate" needs both checksums to collide with one of the customer's last ids.
+    a quarter of blake2b's cost) to its event time, oldest first: a dict, so membership
+    needs no scan of the customer's ids. A false "duplicate" needs both checksums to
+    collide with one of the customer's last ids.
     """
     raw = ev.event_id.encode()
     digest = (crc32(raw) << 32) | adler32(raw)
