@@ -170,26 +170,19 @@ def _build(obj: dict[str, Any], topic: str, key: str | None) -> Event:
             )
         ev.properties = props
 
-    if etype == "product_view":
+    if etype == "product_view" or etype == "add_to_cart":
         v = obj.get("product_id")
         ev.product_id = (
             v if type(v) is str and 0 < len(v) <= 128 else _text(obj, "product_id", True)
         )
-        v = obj.get("category")
-        ev.category = (
-            v if v is None or (type(v) is str and len(v) <= 128) else _text(obj, "category")
-        )
-        v = obj.get("price")
-        ev.price = v if type(v) is float and v >= 0 else _number(obj, "price")
-        v = obj.get("currency")
-        ev.currency = v if v is None or (type(v) is str and len(v) <= 8) else _currency(obj)
-    elif etype == "add_to_cart":
-        v = obj.get("product_id")
-        ev.product_id = (
-            v if type(v) is str and 0 < len(v) <= 128 else _text(obj, "product_id", True)
-        )
-        v = obj.get("quantity")
-        ev.quantity = v if type(v) is int and v > 0 else _quantity(obj) or 1
+        if etype == "product_view":
+            v = obj.get("category")
+            ev.category = (
+                v if v is None or (type(v) is str and len(v) <= 128) else _text(obj, "category")
+            )
+        else:
+            v = obj.get("quantity")
+            ev.quantity = v if type(v) is int and v > 0 else _quantity(obj) or 1
         v = obj.get("price")
         ev.price = v if type(v) is float and v >= 0 else _number(obj, "price")
         v = obj.get("currency")
