@@ -193,14 +193,9 @@ def find_order(state: CustomerState, order_id: str | None) -> list | None:
     return None
 
 
-def activity(state: CustomerState, now: int, window: int) -> int:
-    """Counted activity (all counters) in ``(now - window, now]``, to bucket precision."""
-    total = windows.total
-    return sum(total(buckets, now, window) for buckets in state.counts.values())
-
-
 def activity_pair(state: CustomerState, now: int, short: int, long: int) -> tuple[int, int]:
-    """``activity`` over two windows in one pass over the buckets."""
+    """Counted activity (all counters) in ``(now - short, now]`` and ``(now - long, now]``,
+    to bucket precision, in one pass over the buckets."""
     short_since, long_since = now - short, now - long
     oldest = min(short_since, long_since)
     n_short = n_long = 0
