@@ -62,7 +62,7 @@ def test_render_substitutes_plain_names() -> None:
         "You left {item_count} item(s) worth {cart_value} {currency}",
         {"item_count": 2, "cart_value": 59.9, "currency": "EUR"},
     )
-    assert text == "You left 2 item(s) worth 59.9 EUR"
+    assert text == "You left 2 item(s) worth 59.90 EUR"
 
 
 def test_render_missing_and_none_values_are_empty() -> None:
