@@ -7,7 +7,9 @@ type) and profile records ``{"topic": "profiles", "customer_id": ..., "value":
 {...} or null}``, applied at their ``updated_at`` (before every event when it
 is missing). Before an event at time t every timer due at or before t fires,
 in due order, with the clock at its due time; the replay ends at the last
-event's time with every timer due by then fired.
+event's time with every timer due by then fired, or later with ``--until TIME``
+or ``--until +DURATION`` (past the last event). Deadlines still pending at the
+end are reported per timer.
 
 What replay cannot see: frequency caps (Redis, applied by the dispatcher) and
 delivery; statuses are the ones the core decides (consent, cooldown, holdout,
@@ -30,6 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from multiprocessing import get_context
 from operator import attrgetter, itemgetter
 from pathlib import Path
@@ -40,6 +43,7 @@ import orjson
 from core import engine
 from core.config import Config
 from core.config_file import ConfigError, load_config
+from core.durations import format_duration, iso, parse_duration
 from core.effect import Effect
 from core.model import STAGES, TOPIC_TYPES, CustomerState, Decision, Event, Profile, Step
 from stream.events import (
@@ -69,6 +73,43 @@ class Loaded:
     misrouted: int = 0  # customers found in the wrong shard (see ``run_replay``)
 
 
+@dataclass(frozen=True, slots=True)
+class Until:
+    """Where ``--until`` stops the clock: at a time, or a duration after the last event."""
+
+    at: int | None = None
+    after: int | None = None
+
+    def clock(self, last: int) -> int:
+        if self.after is not None:
+            return last + self.after
+        return max(last, self.at or 0)
+
+    def __str__(self) -> str:
+        return f"+{format_duration(self.after)}" if self.after is not None else iso(self.at or 0)
+
+
+def parse_until(text: str) -> Until:
+    """``+1h`` (after the last event), ``2026-01-08T12:00:00Z`` or epoch milliseconds."""
+    text = text.strip()
+    try:
+        if text.startswith("+"):
+            return Until(after=parse_duration(text[1:]))
+        if text.isdigit():
+            return Until(at=int(text))
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected +DURATION (like +1h or +7d) or a time like 2026-01-08T12:00:00Z, "
+            f"got {text!r} ({exc})"
+        ) from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"expected a time with a UTC offset (like 2026-01-08T12:00:00Z), got {text!r}"
+        )
+    return Until(at=int(moment.timestamp() * 1000))
+
+
 @dataclass(slots=True)
 class Result:
     """What one replay produced."""
@@ -85,6 +126,9 @@ class Result:
     timers_fired: int = 0
     errors: list[str] = field(default_factory=list)
     misrouted: int = 0
+    last_event: int = 0  # time of the last event
+    clock: int = 0  # where the clock stopped: the last event, or later with ``until``
+    pending: dict[str, list[int]] = field(default_factory=dict)  # timer -> [count, next due]
 
     @property
     def events_per_s(self) -> float:
@@ -262,11 +306,12 @@ def replay(
     *,
     keep_decisions: bool = False,
     end: Callable[[int], int] | None = None,
+    until: Until | None = None,
 ) -> Result:
     """Run the core over ``loaded`` with an event-time clock; see the module docstring.
 
-    The clock ends at the last event's time; ``end`` (for shards) maps this
-    replay's last event time to the clock's end over every shard.
+    The clock ends at the last event's time (``end``, for shards, maps this
+    replay's last event time to the last over every shard), or where ``until`` says.
     """
     started = time.perf_counter()
     states: dict[str, CustomerState] = {}
@@ -345,8 +390,9 @@ def replay(
         last = loaded.events[-1].ts if loaded.events else 0
         if end is not None:
             last = end(last)
-        if last:
-            timers_fired += fire_until(last)
+        clock = until.clock(last) if until is not None and last else last
+        if clock:
+            timers_fired += fire_until(clock)
         stages = Counter(state.stage for state in states.values())
     return Result(
         events=len(loaded.events),
@@ -360,7 +406,24 @@ def replay(
         per_customer=per_customer,
         timers_fired=timers_fired,
         errors=loaded.errors,
+        last_event=last,
+        clock=clock,
+        pending=_pending(states),
     )
+
+
+def _pending(states: dict[str, CustomerState]) -> dict[str, list[int]]:
+    """Deadlines not yet due at the end: per timer, how many and the first one due."""
+    pending: dict[str, list[int]] = {}
+    for state in states.values():
+        for kind, due in state.timers.items():
+            entry = pending.get(kind)
+            if entry is None:
+                pending[kind] = [1, due]
+            else:
+                entry[0] += 1
+                entry[1] = min(entry[1], due)
+    return pending
 
 
 def _shard_of(customer_id: bytes, jobs: int) -> int:
@@ -391,14 +454,16 @@ def _end_of_parent(jobs: int) -> Callable[[int], int]:
     return end
 
 
-def _run_shard(index: int, jobs: int, cfg: Config, keep_decisions: bool) -> Result:
+def _run_shard(
+    index: int, jobs: int, cfg: Config, keep_decisions: bool, until: Until | None
+) -> Result:
     source, shards = _INPUT
     started = time.perf_counter()
     mine = [i for i, shard in enumerate(shards) if shard == index]
     loaded = _decode_lines(source, mine, (index, jobs))
     loaded.seconds = time.perf_counter() - started
     end = _end_of_parent(jobs) if index == 0 else _end_of_worker
-    result = replay(loaded, cfg, keep_decisions=keep_decisions, end=end)
+    result = replay(loaded, cfg, keep_decisions=keep_decisions, end=end, until=until)
     result.misrouted = loaded.misrouted
     return result
 
@@ -409,6 +474,7 @@ def run_replay(
     *,
     jobs: int = 1,
     keep_decisions: bool = False,
+    until: Until | None = None,
 ) -> list[Result]:
     """Replay the files once per config, on ``jobs`` processes; the results are exact.
 
@@ -419,11 +485,15 @@ def run_replay(
     ``properties`` before the real one), the replay falls back to one process.
     """
     with _no_gc():  # and none after the shards' results come back, or the merge
-        return _run_replay(paths, cfgs, jobs, keep_decisions)
+        return _run_replay(paths, cfgs, jobs, keep_decisions, until)
 
 
 def _run_replay(
-    paths: Iterable[str | Path], cfgs: list[Config], jobs: int, keep_decisions: bool
+    paths: Iterable[str | Path],
+    cfgs: list[Config],
+    jobs: int,
+    keep_decisions: bool,
+    until: Until | None,
 ) -> list[Result]:
     started = time.perf_counter()
     source = _read(paths)
@@ -436,10 +506,10 @@ def _run_replay(
                 results = []
                 for cfg in cfgs:
                     futures = [
-                        pool.submit(_run_shard, i, jobs, cfg, keep_decisions)
+                        pool.submit(_run_shard, i, jobs, cfg, keep_decisions, until)
                         for i in range(1, jobs)
                     ]
-                    parts = [_run_shard(0, jobs, cfg, keep_decisions)]
+                    parts = [_run_shard(0, jobs, cfg, keep_decisions, until)]
                     parts.extend(f.result() for f in futures)
                     results.append(_merge(parts))
         finally:
@@ -452,7 +522,7 @@ def _run_replay(
             return results
     loaded = _decode_lines(source)
     loaded.seconds = time.perf_counter() - started
-    return [replay(loaded, cfg, keep_decisions=keep_decisions) for cfg in cfgs]
+    return [replay(loaded, cfg, keep_decisions=keep_decisions, until=until) for cfg in cfgs]
 
 
 def _merge(parts: list[Result]) -> Result:
@@ -464,6 +534,12 @@ def _merge(parts: list[Result]) -> Result:
         merged.seconds = max(merged.seconds, part.seconds)
         merged.timers_fired += part.timers_fired
         merged.misrouted += part.misrouted
+        merged.last_event = max(merged.last_event, part.last_event)
+        merged.clock = max(merged.clock, part.clock)
+        for kind, (count, due) in part.pending.items():
+            entry = merged.pending.setdefault(kind, [0, due])
+            entry[0] += count
+            entry[1] = min(entry[1], due)
         merged.stages.update(part.stages)
         merged.errors.extend(part.errors)
         merged.samples.extend(part.samples)
@@ -515,6 +591,13 @@ def summary(result: Result) -> dict[str, Any]:
         "fired": {t: sum(c.values()) for t, c in sorted(result.fired.items())},
         "stages": {s: result.stages.get(s, 0) for s in STAGES},
         "effect": {t: e.summary() for t, e in sorted(result.effect.items())},
+        "last_event": result.last_event,
+        "clock": result.clock,
+        "timers_fired": result.timers_fired,
+        "pending": {
+            kind: {"count": count, "next_due": due}
+            for kind, (count, due) in sorted(result.pending.items())
+        },
     }
 
 
@@ -527,6 +610,7 @@ def _human(result: Result, comparison: dict[str, Any] | None) -> str:
     if result.errors:
         lines.append(f"invalid lines (first {len(result.errors)}):")
         lines.extend(f"  {e}" for e in result.errors)
+    lines.extend(_pending_lines(result))
     lines.append("decisions by trigger:")
     if not result.fired:
         lines.append("  (none)")
@@ -560,6 +644,41 @@ def _human(result: Result, comparison: dict[str, Any] | None) -> str:
     return "\n".join(lines)
 
 
+_TIMER_NOTES = {"journey": "  (stage at_risk / churned: churn_alert, win_back)"}
+
+
+def _pending_lines(result: Result) -> list[str]:
+    if not result.clock:
+        return []
+    ran = ""
+    if result.clock != result.last_event:
+        ran = f", {format_duration(result.clock - result.last_event)} past the last event"
+    if not result.pending:
+        return [f"clock ended at {iso(result.clock)}{ran}; no deadlines pending"]
+    lines = [f"clock ended at {iso(result.clock)}{ran}; deadlines still pending:"]
+    for kind, (count, due) in sorted(result.pending.items()):
+        note = _TIMER_NOTES.get(kind, "")
+        lines.append(f"  {kind:<24} {count:>9,}  first due {iso(due)}{note}")
+    first = min(due for _, due in result.pending.values())
+    lines.append(
+        f"  (run the clock on with --until +DURATION, e.g. --until "
+        f"+{_round_up(first - result.clock)} fires the first)"
+    )
+    return lines
+
+
+_STEPS = ("1m", "5m", "10m", "15m", "30m", "1h", "2h", "3h", "6h", "12h", "1d", "2d", "3d", "7d")
+_ROUND = tuple(parse_duration(step) for step in (*_STEPS, "14d", "30d", "90d"))
+
+
+def _round_up(ms: int) -> str:
+    """A duration a person would type that reaches at least ``ms``: 29m31s -> 30m."""
+    for step in _ROUND:
+        if ms <= step:
+            return format_duration(step)
+    return format_duration(-(-ms // 86_400_000) * 86_400_000)
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="EVENTS.jsonl", help="JSON-lines event files")
     parser.add_argument(
@@ -581,6 +700,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="processes to use, customers split between them (default: %(default)s)",
     )
     parser.add_argument(
+        "--until",
+        type=parse_until,
+        metavar="TIME|+DURATION",
+        help="run the clock on past the last event: +1h, +7d, or a time like "
+        "2026-01-08T12:00:00Z (timers due by then fire)",
+    )
+    parser.add_argument(
         "--compare",
         metavar="OLD_CONFIG",
         help="also replay with this (old) config and show what changes per trigger",
@@ -598,12 +724,24 @@ def run(args: argparse.Namespace) -> int:
     cfgs = [cfg] if old_cfg is None else [cfg, old_cfg]
     try:
         results = run_replay(
-            args.files, cfgs, jobs=args.jobs, keep_decisions=bool(args.decisions_out)
+            args.files,
+            cfgs,
+            jobs=args.jobs,
+            keep_decisions=bool(args.decisions_out),
+            until=args.until,
         )
     except OSError as exc:
         print(f"kairos replay: {exc}", file=sys.stderr)
         return 2
     result = results[0]
+    until = args.until
+    if until is not None and until.at is not None and until.at < result.last_event:
+        print(
+            f"kairos replay: --until {until} is before the last event ({iso(result.last_event)}); "
+            "it runs the clock on past the end: give a later time or +DURATION",
+            file=sys.stderr,
+        )
+        return 2
     comparison = compare(results[1], result) if old_cfg is not None else None
     if args.decisions_out:
         with open(args.decisions_out, "wb") as out:
