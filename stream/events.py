@@ -3,7 +3,17 @@
 Errors are values here: :func:`decode_event` returns an ``Event`` or a
 ``Rejection`` whose ``error`` is the human-readable reason written to
 ``dead-letters``. The checks are hand-written rather than schema-driven because
-this runs for every record on the hot path (about 2 us per event).
+this runs for every record on the hot path (about 2 us per event); the contract's
+JSON Schemas (``docs/schemas/``) state the same bounds, and a test holds the two
+to agreement.
+
+Bounds, beyond the types: ids and names 1-128 characters (``url`` 4096, ``query``
+1024); quantities whole numbers 1 to 1,000,000; prices and amounts 0 to 10^12;
+currencies three capital letters (the ISO 4217 shape); an ``nps`` score a whole
+number 0-10 and a ``review`` score 0-5, both required; ``ts`` from 1971 to 2100.
+Real history is welcome (purchase logs from the 1990s); a ``ts`` before 1971 or
+after 2100 is a unit mistake (seconds or microseconds instead of milliseconds) or
+impossible, and the error says which.
 """
 
 from __future__ import annotations
@@ -17,8 +27,16 @@ import orjson
 from core.model import TOPIC_TYPES, Event, Item, Profile
 
 MAX_RECORD_BYTES = 64 * 1024
-_MIN_TS = 946_684_800_000  # 2000-01-01: anything earlier is a unit mistake (seconds, not ms)
-_MAX_TS = 4_102_444_800_000  # 2100-01-01
+# Event time in epoch ms: 1971 to 2100. Seconds of any real date fall below (< 4.2e9),
+# microseconds above (> 3.1e13), so each unit mistake is named for what it is.
+MIN_TS = 31_536_000_000  # 1971-01-01T00:00:00Z
+MAX_TS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
+MAX_QUANTITY = 1_000_000
+MAX_AMOUNT = 1_000_000_000_000  # prices, totals, cart values: 10^12 in any currency
+SCORE_RANGE = {"nps": (0, 10), "review": (0, 5)}
+_SECONDS = (MIN_TS // 1000, MAX_TS // 1000)
+_MICROS = (MIN_TS * 1000, MAX_TS * 1000)
+_CURRENCIES: set[str] = set()  # codes seen valid: one lookup for the common case
 _SUB_CHANNELS = frozenset({"email", "sms", "push", "all"})
 _ENGAGEMENT_CLICKS = frozenset(
     {"email_open", "email_click", "push_open", "sms_click", "in_app_click"}
@@ -66,6 +84,8 @@ def _number(obj: dict[str, Any], name: str) -> float | None:
         raise _Invalid("wrong_type", f"field '{name}' must be a number, got {_kind(value)}")
     if value < 0:
         raise _Invalid("wrong_value", f"field '{name}' must be >= 0, got {value}")
+    if value > MAX_AMOUNT:
+        raise _Invalid("wrong_value", f"field '{name}' must be at most 10^12, got {value}")
     return float(value)
 
 
@@ -77,7 +97,45 @@ def _quantity(obj: dict[str, Any], name: str = "quantity") -> int | None:
         raise _Invalid("wrong_type", f"field '{name}' must be an integer, got {_kind(value)}")
     if value <= 0:
         raise _Invalid("wrong_value", f"field '{name}' must be > 0, got {value}")
+    if value > MAX_QUANTITY:
+        raise _Invalid(
+            "wrong_value", f"field '{name}' must be at most {MAX_QUANTITY:,}, got {value}"
+        )
     return value
+
+
+def _currency(obj: dict[str, Any]) -> str | None:
+    value = obj.get("currency")
+    if value is None:
+        return None
+    if type(value) is not str:
+        raise _Invalid("wrong_type", f"field 'currency' must be a string, got {_kind(value)}")
+    if value in _CURRENCIES:
+        return value
+    if not (len(value) == 3 and value.isascii() and value.isalpha() and value.isupper()):
+        raise _Invalid(
+            "wrong_value",
+            f"field 'currency' must be an ISO 4217 code of three capital letters like EUR, "
+            f"got {value[:16]!r}",
+        )
+    _CURRENCIES.add(value)
+    return value
+
+
+def _score(obj: dict[str, Any], etype: str) -> float:
+    value = obj.get("score")
+    low, high = SCORE_RANGE[etype]
+    if value is None:
+        raise _Invalid("missing_field", f"missing required field 'score' ({etype}: {low}-{high})")
+    if type(value) not in (int, float):
+        raise _Invalid("wrong_type", f"field 'score' must be a number, got {_kind(value)}")
+    if not low <= value <= high:
+        raise _Invalid(
+            "wrong_value", f"field 'score' of {etype} must be from {low} to {high}, got {value}"
+        )
+    if etype == "nps" and value != int(value):
+        raise _Invalid("wrong_value", f"field 'score' of nps must be a whole number, got {value}")
+    return value  # type: ignore[no-any-return]
 
 
 def _kind(value: Any) -> str:
@@ -110,11 +168,20 @@ def parse_ts(value: Any) -> int:
             "wrong_type",
             f"field 'ts' must be epoch milliseconds or an ISO-8601 string, got {_kind(value)}",
         )
-    if not _MIN_TS <= ts <= _MAX_TS:
-        raise _Invalid(
-            "bad_ts", f"field 'ts' {value!r} is outside 2000-2100 (epoch milliseconds expected)"
-        )
+    if not MIN_TS <= ts <= MAX_TS:
+        raise _Invalid("bad_ts", f"field 'ts' {value!r} {_ts_mistake(ts)}")
     return ts
+
+
+def _ts_mistake(ts: int) -> str:
+    """What an event time outside 1971-2100 most likely is."""
+    if _SECONDS[0] <= ts <= _SECONDS[1]:
+        return "looks like seconds: ts is epoch milliseconds (multiply by 1000)"
+    if _MICROS[0] <= ts <= _MICROS[1]:
+        return "looks like microseconds: ts is epoch milliseconds (divide by 1000)"
+    if ts < MIN_TS:
+        return "is before 1971: ts is epoch milliseconds (a unit mistake?)"
+    return "is after 2100: ts is epoch milliseconds (a unit mistake?)"
 
 
 def _items(obj: dict[str, Any]) -> tuple[Item, ...]:
@@ -154,7 +221,7 @@ def _build(obj: dict[str, Any], topic: str, key: str | None) -> Event:
             "key_mismatch", f"customer_id {customer_id!r} does not equal the record key {key!r}"
         )
     ts = obj.get("ts")
-    if type(ts) is not int or not _MIN_TS <= ts <= _MAX_TS:
+    if type(ts) is not int or not MIN_TS <= ts <= MAX_TS:
         ts = parse_ts(ts)
     ev = Event(event_id, etype, customer_id, ts, topic)  # type: ignore[arg-type]
     # Optional common fields are rare: look them up only when present.
@@ -182,11 +249,11 @@ def _build(obj: dict[str, Any], topic: str, key: str | None) -> Event:
             )
         else:
             v = obj.get("quantity")
-            ev.quantity = v if type(v) is int and v > 0 else _quantity(obj) or 1
+            ev.quantity = v if type(v) is int and 0 < v <= MAX_QUANTITY else _quantity(obj) or 1
         v = obj.get("price")
-        ev.price = v if type(v) is float and v >= 0 else _number(obj, "price")
+        ev.price = v if type(v) is float and 0 <= v <= MAX_AMOUNT else _number(obj, "price")
         v = obj.get("currency")
-        ev.currency = v if v is None or (type(v) is str and len(v) <= 8) else _currency(obj)
+        ev.currency = v if v is None or (type(v) is str and v in _CURRENCIES) else _currency(obj)
     elif etype == "page_view":
         v = obj.get("url")
         ev.url = (
@@ -221,15 +288,8 @@ def _build(obj: dict[str, Any], topic: str, key: str | None) -> Event:
             )
         ev.channel = channel
     elif etype == "review" or etype == "nps":
-        score = obj.get("score")
-        if score is not None and type(score) not in (int, float):
-            raise _Invalid("wrong_type", f"field 'score' must be a number, got {_kind(score)}")
-        ev.score = score
+        ev.score = _score(obj, etype)
     return ev
-
-
-def _currency(obj: dict[str, Any]) -> str | None:
-    return _text(obj, "currency", False, 8)
 
 
 def _bad_type(etype: object, topic: str, allowed: frozenset[str] | None) -> None:
