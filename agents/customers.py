@@ -1,17 +1,22 @@
 """The Faust wiring: one agent over the co-partitioned input topics, plus periodic tasks.
 
 The agent only hands each record to ``Runtime.on_message``; timers and state
-flushes run on Faust timers of the same worker, so they share the event loop
-(and need no locks around customer state).
+flushes run as tasks of the same worker, so they share the event loop (and need
+no locks around customer state).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agents.runtime import Runtime
 from stream import topics
 from stream.app import KairosApp, raw_topics
+
+log = logging.getLogger(__name__)
 
 
 def declare_table(app: KairosApp) -> Any:
@@ -27,8 +32,11 @@ def declare_table(app: KairosApp) -> Any:
 def install(app: KairosApp, runtime: Runtime, table: Any) -> None:
     """Declare the agent and the periodic tasks on ``app``."""
     settings = app.kairos_settings
-    app.kairos_runtime = runtime
-    source = raw_topics(app, *topics.INPUTS, topics.PROFILES, topics.IDENTITY)
+    app.kairos_before_commit = runtime.flush
+    names = (*topics.INPUTS, topics.PROFILES, topics.IDENTITY)
+    app.kairos_aligned_topics = frozenset(names)
+    source = raw_topics(app, *names)
+    runtime.input_positions = lambda partition: app.consumer.input_positions(partition)
 
     @app.agent(source, name="customers")
     async def customers(stream: Any) -> None:
@@ -42,14 +50,17 @@ def install(app: KairosApp, runtime: Runtime, table: Any) -> None:
         if runtime.recovered:
             await runtime.fire_due()
 
-    @app.timer(settings.output_interval, name="send_outputs")
+    @app.task
     async def send_outputs() -> None:
-        await runtime.output.drain()
+        await every(settings.output_interval, runtime.output.drain, "sending outputs")
 
-    @app.timer(settings.flush_interval, name="flush_state")
-    async def flush_state() -> None:
+    async def checkpoint() -> None:
         await runtime.flush()
         runtime.update_stage_gauge()
+
+    @app.task
+    async def flush_state() -> None:
+        await every(settings.flush_interval, checkpoint, "checkpoint")
 
     @table.on_recover
     async def on_recovered() -> None:
@@ -58,9 +69,29 @@ def install(app: KairosApp, runtime: Runtime, table: Any) -> None:
 
     @app.on_before_shutdown.connect
     async def flush_before_shutdown(sender: Any, **kwargs: Any) -> None:
-        await runtime.flush()  # a clean stop leaves nothing for the next worker to redo
+        await persist("shutdown")  # a clean stop leaves nothing for the next worker to redo
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
-        await runtime.flush()  # a revoked partition's state must reach its changelog first
+        await persist("revocation")  # the next owner starts from the state written here
         runtime.revoked({tp.partition for tp in revoked if tp.topic in topics.INPUTS})
+
+    async def persist(when: str) -> None:
+        try:
+            await runtime.flush()
+        except Exception as exc:  # nothing lost: the next owner redoes it from the offsets
+            log.warning("checkpoint at %s failed: %s", when, exc)
+
+
+async def every(interval: float, work: Callable[[], Awaitable[Any]], what: str) -> None:
+    """Run ``work`` forever, ``interval`` apart (a Faust timer warns when work outlasts it).
+
+    A failure (the broker unreachable) is logged and tried again at the next round:
+    what was not persisted stays buffered or dirty (agents/checkpoint.py).
+    """
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await work()
+        except Exception as exc:
+            log.warning("%s failed, retrying: %s", what, exc)

@@ -85,8 +85,10 @@ async def on_record(
 def install(
     app: KairosApp, dispatcher: Dispatcher, contacts: ContactBook, watcher: ConfigWatcher
 ) -> None:
-    app.kairos_runtime = dispatcher.output  # the transport flushes it before committing
-    source = raw_topics(app, topics.ACTIONS, topics.PROFILES, topics.ENGAGEMENT)
+    app.kairos_before_commit = dispatcher.output.flush  # records out before offsets move
+    names = (topics.ACTIONS, topics.PROFILES, topics.ENGAGEMENT)
+    app.kairos_aligned_topics = frozenset(names)
+    source = raw_topics(app, *names)
 
     @app.agent(source, name="dispatcher")
     async def dispatch(stream: Any) -> None:

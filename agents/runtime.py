@@ -12,10 +12,12 @@ import base64
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
+from agents.checkpoint import Checkpoint
 from core import engine, identity
 from core.config import Config
 from core.model import STAGES, Step
@@ -25,7 +27,7 @@ from state.store import CustomerStore
 from state.timers import TimerIndex
 from stream import topics
 from stream.events import Rejection, decode_event, decode_profile
-from stream.output import Output
+from stream.output import Output, partition_for
 
 log = logging.getLogger("kairos.worker")
 TIMER_SLICE = 200  # timers fired between two chances for the agent to run
@@ -35,35 +37,51 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+# ``(topic, committed offset, high watermark)`` of one partition's input topics.
+InputPositions = Callable[[int], list[tuple[str, int | None, int | None]]]
+
+
 class Runtime:
-    def __init__(self, cfg: Config, store: CustomerStore, output: Output) -> None:
+    def __init__(
+        self, cfg: Config, store: CustomerStore, output: Output, partitions: int = 8
+    ) -> None:
         self.cfg = cfg
         self.store = store
         self.output = output
+        self.partitions = partitions
+        self.checkpoint = Checkpoint(output, store)
         self.timers = TimerIndex()
         self.recovered = False
-        self._flush_lock = asyncio.Lock()
+        # Catching up: partitions whose input has records not yet handled. Their timers
+        # fire on event time, in line with their events (see ``_catch_up_timers``).
+        self.behind: set[int] = set()
+        self.input_positions: InputPositions | None = None
+        self._position: dict[tuple[str, int], int] = {}  # next offset to handle
         self._children: dict[tuple[Any, ...], Any] = {}  # cached metric children: hot path
 
     # --- input ------------------------------------------------------------
     async def on_message(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
     ) -> None:
+        self._position[(topic, partition)] = offset + 1
         if topic == topics.PROFILES:
             self._on_profile(topic, partition, offset, key, value)
             return
         if topic == topics.IDENTITY:
-            await self._on_identity(topic, partition, offset, key, value)
+            self._on_identity(topic, partition, offset, key, value)
             return
         ev = decode_event(value, topic, key)
         if ev.__class__ is Rejection:
             self.dead_letter(topic, partition, offset, key, value, ev)  # type: ignore[arg-type]
             return
         self._child(metrics.EVENTS_CONSUMED, topic, ev.type).inc()  # type: ignore[union-attr]
+        now = now_ms()
+        if partition in self.behind:
+            self._catch_up_timers(partition, min(ev.ts, now), now)  # type: ignore[union-attr]
         customer_id = ev.customer_id  # type: ignore[union-attr]
         state = self.store.get(customer_id, partition)
         started = time.perf_counter()
-        step = engine.on_event(state, ev, now_ms(), self.cfg)  # type: ignore[arg-type]
+        step = engine.on_event(state, ev, now, self.cfg)  # type: ignore[arg-type]
         metrics.PROCESSING_SECONDS.observe(time.perf_counter() - started)
         if step.duplicate:
             self._child(metrics.DUPLICATES_DROPPED, topic).inc()
@@ -73,13 +91,14 @@ class Runtime:
         self.store.touch(partition, customer_id)
         self._emit(step, partition)
         for anonymous_id in step.merges:  # its history may live on another worker
-            await self.output.send(
-                topics.IDENTITY,
-                anonymous_id,
-                {"kind": "request", "from": anonymous_id, "into": customer_id},
-            )
+            request = {"kind": "request", "from": anonymous_id, "into": customer_id}
+            self._send_identity(anonymous_id, request)
 
-    async def _on_identity(
+    def _send_identity(self, key: str, message: dict[str, Any]) -> None:
+        """Buffered like every output, so a checkpoint's cut covers it (agents/checkpoint.py)."""
+        self.output.add(topics.IDENTITY, partition_for(key, self.partitions), key, message)
+
+    def _on_identity(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
     ) -> None:
         """Anonymous history: answer a request for it, or fold an answer in (core.identity)."""
@@ -95,7 +114,7 @@ class Runtime:
             anonymous = self.store.peek(anonymous_id, partition)
             if anonymous is not None:
                 answer = {**message, "kind": "state", "state": codec.to_obj(anonymous)}
-                await self.output.send(topics.IDENTITY, customer_id, answer)
+                self._send_identity(customer_id, answer)
         elif other is not None:
             state = self.store.get(customer_id, partition)
             step = identity.merge(state, other, now_ms(), self.cfg)
@@ -142,26 +161,63 @@ class Runtime:
 
     # --- timers -----------------------------------------------------------
     async def fire_due(self) -> int:
-        """Fire every timer whose due time plus grace has passed; returns how many fired."""
+        """Fire every timer whose due time plus grace has passed; returns how many fired.
+
+        A partition that is caught up fires on the wall clock. One that is behind
+        (after a failover or restart) fires in line with its events instead
+        (``_catch_up_timers``), so an order still in the backlog cancels its cart's
+        deadline as it did live; here it only fires what its own event time has passed.
+        """
         now = now_ms()
+        self._update_behind()
         grace = self.cfg.engine.timer_grace
+        behind = self.behind
         fired = 0
-        for partition, due, customer_id, kind in self.timers.pop_due(now - grace):
+        for partition, due, customer_id, kind in self.timers.pop_due(now - grace, behind):
             if fired and fired % TIMER_SLICE == 0:
                 await asyncio.sleep(0)  # a burst of deadlines must not stall the events behind it
                 if partition not in self.timers:
                     continue  # revoked meanwhile: its new owner fires it
-            state = self.store.get(customer_id, partition)
-            if state.timers.get(kind) != due:
-                continue  # cancelled or superseded
-            step = engine.on_timer(state, kind, due, now, self.cfg)
-            fired += 1
-            self._child(metrics.TIMERS_FIRED, kind).inc()
-            metrics.TIMER_LATENESS_SECONDS.observe(max(0, now - due - grace) / 1000)
-            self.store.touch(partition, customer_id)
-            self._emit(step, partition)
+                if partition in self.behind:  # fallen behind meanwhile: fires in line
+                    self.timers.schedule(partition, customer_id, kind, due)
+                    continue
+            fired += self._fire(partition, customer_id, kind, due, now)
         metrics.TIMERS_PENDING.set(len(self.timers))
         return fired
+
+    def _catch_up_timers(self, partition: int, until: int, now: int) -> None:
+        """Fire ``partition``'s timers due by event time ``until`` (minus grace), in order."""
+        limit = until - self.cfg.engine.timer_grace
+        for due, customer_id, kind in self.timers.pop_partition(partition, limit):
+            self._fire(partition, customer_id, kind, due, now)
+
+    def _fire(self, partition: int, customer_id: str, kind: str, due: int, now: int) -> int:
+        state = self.store.get(customer_id, partition)
+        if state.timers.get(kind) != due:
+            return 0  # cancelled or superseded
+        step = engine.on_timer(state, kind, due, now, self.cfg)
+        self._child(metrics.TIMERS_FIRED, kind).inc()
+        lateness = now - due - self.cfg.engine.timer_grace
+        metrics.TIMER_LATENESS_SECONDS.observe(max(0, lateness) / 1000)
+        self.store.touch(partition, customer_id)
+        self._emit(step, partition)
+        return 1
+
+    def _update_behind(self) -> None:
+        """Which assigned partitions have input on the broker that is not handled yet."""
+        positions = self.input_positions
+        if positions is None:
+            self.behind = set()
+            return
+        behind = set()
+        for partition in self.timers.partitions():
+            for topic, committed, highwater in positions(partition):
+                handled = self._position.get((topic, partition), committed) or 0
+                if highwater is not None and handled < highwater:
+                    behind.add(partition)
+                    break
+        self.behind = behind
+        metrics.PARTITIONS_CATCHING_UP.set(len(behind))
 
     def rebuild(self, partitions: set[int]) -> None:
         """After recovery: re-index pending timers and stage counts from the restored state."""
@@ -181,6 +237,7 @@ class Runtime:
             sum(sum(self.store.stages.get(p, {}).values()) for p in partitions),
             sum(len(entries) for entries in per_partition.values()),
         )
+        self.behind |= partitions  # until the next look at their lag says otherwise
         self.recovered = True
         self.update_stage_gauge()
 
@@ -188,6 +245,8 @@ class Runtime:
         for partition in partitions:
             self.timers.drop(partition)
             self.store.drop(partition)
+        self.behind -= partitions
+        self._position = {tp: o for tp, o in self._position.items() if tp[1] not in partitions}
         self.update_stage_gauge()
 
     # --- output -----------------------------------------------------------
@@ -215,9 +274,8 @@ class Runtime:
             add(topics.CONVERSIONS, partition, c.customer_id, c.to_record())
 
     async def flush(self) -> None:
-        async with self._flush_lock:
-            await self.store.flush()
-            await self.output.flush()
+        """Persist every effect so far, outputs before states (``agents/checkpoint.py``)."""
+        await self.checkpoint.run()
 
     def update_stage_gauge(self) -> None:
         totals: dict[str, int] = {}

@@ -21,6 +21,7 @@ from state.store import CustomerStore
 from stream import topics
 from stream.app import create_app
 from stream.output import Output
+from stream.security import kafka_client_kwargs, redis_kwargs
 from stream.settings import Settings
 
 log = logging.getLogger("kairos.worker")
@@ -35,7 +36,7 @@ async def ensure_topics(settings: Settings) -> None:
     """Create the contract's topics if missing (Faust creates its own changelog topics)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, **kafka_client_kwargs())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -60,14 +61,21 @@ def build(settings: Settings, cfg: Config) -> tuple[faust.App, Runtime]:
     app = create_app(settings)
     table = declare_table(app)
     # Two producers: actions must not queue behind a flush's megabytes of state.
-    output = Output(settings.bootstrap, client_id=f"{settings.app_id}-worker")
-    state_output = Output(settings.bootstrap, client_id=f"{settings.app_id}-state")
+    kafka = kafka_client_kwargs()  # KAIROS_KAFKA_*: SASL / TLS
+    output = Output(settings.bootstrap, client_id=f"{settings.app_id}-worker", client_kwargs=kafka)
+    # A state write that failed is not sent again as it was: its customers are encoded anew.
+    state_output = Output(
+        settings.bootstrap,
+        client_id=f"{settings.app_id}-state",
+        requeue_failed=False,
+        client_kwargs=kafka,
+    )
     store = CustomerStore(
         table, state_output, table.changelog_topic.get_topic_name(), settings.state_cache
     )
-    runtime = Runtime(cfg, store, output)
+    runtime = Runtime(cfg, store, output, settings.partitions)
     install(app, runtime, table)
-    redis = aioredis.from_url(settings.redis_url)
+    redis = aioredis.from_url(settings.redis_url, **redis_kwargs(settings.redis_url))
 
     # Live config: file + Redis overrides now, then followed (see state/live_config.py).
     from state.live_config import ConfigWatcher

@@ -91,6 +91,10 @@ CUSTOMERS_BY_STAGE = Gauge(
 
 # --- timers ---------------------------------------------------------------
 TIMERS_PENDING = Gauge("kairos_timers_pending", "Pending timers in this worker's index.")
+PARTITIONS_CATCHING_UP = Gauge(
+    "kairos_partitions_catching_up",
+    "Assigned partitions with input not handled yet (their timers fire on event time).",
+)
 TIMERS_FIRED = Counter("kairos_timers_fired_total", "Timers fired, by kind.", ["kind"])
 TIMER_LATENESS_SECONDS = Histogram(
     "kairos_timer_lateness_seconds",
@@ -109,6 +113,11 @@ DELIVERY_SECONDS = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 DELIVERY_RETRIES = Counter("kairos_delivery_retries_total", "Delivery retries.", ["channel"])
+DELIVERIES_RESENT = Counter(
+    "kairos_deliveries_resent_total",
+    "Sends repeated because a stopped dispatcher may have sent them already, by channel.",
+    ["channel"],
+)
 CIRCUIT_OPEN = Gauge(
     "kairos_circuit_open", "1 while the channel's circuit breaker is open.", ["channel"]
 )

@@ -2,8 +2,9 @@
 
 Writing a Faust table per event costs ~250-300 us (one changelog record through
 Faust's producer each time). Here the core updates decoded states in place,
-marks them dirty, and ``flush()`` writes each dirty customer once per flush
-interval as batched changelog records, also updating the table's local store.
+marks them dirty, and a checkpoint (``agents/checkpoint.py``) encodes each dirty
+customer once (``snapshot``) and writes the encoded states as batched changelog
+records (``write``), also updating the table's local store.
 The changelog stays the recovery source: Faust restores the table from it on
 assignment, exactly as if Faust had written it.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from core.engine import new_state
@@ -20,6 +22,14 @@ from monitoring import metrics
 from state import codec
 from state.local_store import local_store
 from stream.output import Output
+
+
+@dataclass(frozen=True, slots=True)
+class StateSnapshot:
+    """Customers changed since the last snapshot, and their encoded states at that instant."""
+
+    dirty: dict[int, set[str]]
+    records: dict[int, list[tuple[bytes, bytes]]]
 
 
 class CustomerStore:
@@ -66,40 +76,57 @@ class CustomerStore:
         counts[from_stage] -= 1
         counts[to_stage] += 1
 
-    async def flush(self) -> int:
-        """Write every dirty customer once to the changelog; returns how many."""
+    def snapshot(self) -> StateSnapshot:
+        """Encode every customer changed since the last snapshot (no await: see ``checkpoint``)."""
         dirty, self._dirty = self._dirty, {}
-        try:
-            written = await self._write(dirty)
-        except BaseException:
-            for partition, ids in dirty.items():  # still dirty: the next flush retries them
+        encode = codec.encode
+        records: dict[int, list[tuple[bytes, bytes]]] = {}
+        for partition, ids in dirty.items():
+            cache = self._cache.get(partition, {})
+            records[partition] = [
+                (customer_id.encode(), encode(cache[customer_id]))
+                for customer_id in ids
+                if customer_id in cache
+            ]
+        return StateSnapshot(dirty, records)
+
+    def mark_dirty(self, snapshot: StateSnapshot) -> None:
+        """A snapshot that was not written: its customers go into the next one."""
+        for partition, ids in snapshot.dirty.items():
+            if partition in self._cache:  # not revoked meanwhile
                 self._dirty.setdefault(partition, set()).update(ids)
+
+    async def write(self, snapshot: StateSnapshot) -> int:
+        """Write a snapshot to the changelog and wait for the broker; returns how many states.
+
+        On failure its customers are marked dirty again: the next snapshot encodes their
+        current state (never an older one after a newer one).
+        """
+        try:
+            written = await self._write(snapshot.records)
+        except BaseException:
+            self.mark_dirty(snapshot)
             metrics.STATE_ERRORS.labels("flush").inc()
             raise
         metrics.STATE_FLUSHES.inc(written)
         self._evict()
         return written
 
-    async def _write(self, dirty: dict[int, set[str]]) -> int:
+    async def _write(self, records: dict[int, list[tuple[bytes, bytes]]]) -> int:
         put, written, last = self._local.put, 0, {}
-        for partition, ids in dirty.items():
-            cache = self._cache.get(partition, {})
-            records = []
-            for customer_id in ids:
-                state = cache.get(customer_id)
-                if state is None:
-                    continue
-                key, raw = customer_id.encode(), codec.encode(state)
+        for partition, batch in records.items():
+            if not batch:
+                continue
+            for key, raw in batch:
                 put(partition, key, raw)
-                records.append((key, raw))
-            if records:
-                last[partition] = await self._output.send_batch(
-                    self._changelog, partition, records, exact_end=True
-                )
-                written += len(records)
+            last[partition] = await self._output.send_batch(
+                self._changelog, partition, batch, exact_end=True
+            )
+            written += len(batch)
         await self._output.flush()
         for partition, sent in last.items():  # RocksDB: a restart reads only what came after
-            self._local.persisted(self._changelog, partition, sent.result().offset)
+            if sent is not None:
+                self._local.persisted(self._changelog, partition, sent.result().offset)
         return written
 
     def _evict(self) -> None:

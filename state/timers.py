@@ -11,7 +11,7 @@ one heap entry however often it is pushed back.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 
 
 class TimerIndex:
@@ -21,12 +21,26 @@ class TimerIndex:
     def schedule(self, partition: int, customer_id: str, kind: str, due: int) -> None:
         heapq.heappush(self._heaps.setdefault(partition, []), (due, customer_id, kind))
 
-    def pop_due(self, until: int) -> Iterator[tuple[int, int, str, str]]:
-        """Yield ``(partition, due, customer_id, kind)`` for entries due at or before ``until``."""
+    def pop_due(self, until: int, skip: Container[int] = ()) -> Iterator[tuple[int, int, str, str]]:
+        """Yield ``(partition, due, customer_id, kind)`` for entries due at or before ``until``.
+
+        Partitions in ``skip`` are left alone.
+        """
         for partition, heap in list(self._heaps.items()):
+            if partition in skip:
+                continue
             while heap and heap[0][0] <= until:
                 due, customer_id, kind = heapq.heappop(heap)
                 yield partition, due, customer_id, kind
+
+    def pop_partition(self, partition: int, until: int) -> Iterator[tuple[int, str, str]]:
+        """Yield ``(due, customer_id, kind)`` for ``partition``'s entries due by ``until``, in order."""
+        heap = self._heaps.get(partition)
+        while heap and heap[0][0] <= until:
+            yield heapq.heappop(heap)
+
+    def partitions(self) -> list[int]:
+        return list(self._heaps)
 
     def rebuild(self, partition: int, timers: Iterable[tuple[str, str, int]]) -> None:
         """Replace a partition's heap from ``(customer_id, kind, due)`` found in recovered state."""

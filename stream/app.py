@@ -1,16 +1,23 @@
-"""The Faust app, with the two changes to Faust's Kafka driver that the hot path needs.
+"""The Faust app, with the changes to Faust's Kafka driver that Kairos needs.
 
-1. Faust hard-codes ``fetch_max_wait_ms=1500`` for the worker's consumer; on a
-   broker that does not wake parked fetches that is a 1.2-1.5 s latency floor.
-   ``KAIROS_FETCH_MAX_WAIT_MS`` (default 100) replaces it.
-2. Committing offsets first flushes the worker's batched state and outputs
-   (``Runtime.flush``), so a committed offset never runs ahead of its effects.
-3. The consumer's drain loop hands records to the conductor one getmany() batch
+Every use of Faust's private methods is in this module. What each replaces and why:
+
+1. ``_ConsumerThread._create_worker_consumer``: Faust hard-codes
+   ``fetch_max_wait_ms=1500``; on a broker that does not wake parked fetches that is
+   a 1.2-1.5 s latency floor. ``KAIROS_FETCH_MAX_WAIT_MS`` (default 100) replaces it.
+2. ``_Consumer._commit_tps``: between choosing the offsets to commit and committing
+   them, ``app.kairos_before_commit`` persists every effect of the records they
+   cover (the worker's checkpoint, ``agents/checkpoint.py``), so a committed offset
+   never runs ahead of its effects; if that fails, nothing is committed.
+3. ``_Consumer._drain_messages``: records reach the conductor one getmany() batch
    at a time. Faust wraps *every* record's callback in ``Service.wait_first``
    (four tasks, an ``asyncio.wait`` and three cancellations per record, so a
    rebalance can interrupt a callback blocked on flow control); here that guard
-   is kept but taken once per batch, which is where Faust's per-event asyncio
-   scheduling went (bench/FINDINGS.md has the numbers).
+   is kept but taken once per batch (bench/FINDINGS.md has the numbers). Input
+   records pass through ``stream/alignment.py``: per partition in event-time order
+   across the co-partitioned topics, and never past an offset that was not handed
+   on. Upstream records an offset jump as a "gap" that commits pass over; after a
+   rebalance, stale fetches made such jumps and events were committed unapplied.
 """
 
 from __future__ import annotations
@@ -18,13 +25,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from stream.alignment import Aligner
+from stream.security import faust_broker_credentials
 from stream.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -36,66 +48,151 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class _Consumer(faust_aiokafka.Consumer):
+    _aligner: Aligner | None = None
+
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
-    async def commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
-        runtime = getattr(self.app, "kairos_runtime", None)
-        if runtime is not None:
-            await runtime.flush()
-        return await super().commit(topics, start_new_transaction)
+    @property
+    def aligner(self) -> Aligner:
+        if self._aligner is None:
+            app = self.app
+            self._aligner = Aligner(app.kairos_aligned_topics, app.kairos_settings.align_idle_ms)
+        return self._aligner
 
+    # --- offsets never run ahead of effects ----------------------------------------
+    async def _commit_tps(self, tps: Any, start_new_transaction: bool) -> bool:
+        """Faust's commit with the durability steps between choosing and committing offsets.
+
+        The offsets are chosen first (they cover records the agent had finished with),
+        then ``before_commit`` persists every effect of those records and more
+        (``agents/checkpoint.py``), then they are committed. If persisting fails, the
+        offsets are not committed and are offered again at the next commit.
+        """
+        tps = list(tps)
+        acked = {tp: list(self._acked[tp]) for tp in tps}
+        offsets = self._filter_committable_offsets(tps)
+        before_commit = self.app.kairos_before_commit
+        try:
+            if before_commit is not None:
+                await before_commit()
+        except Exception as exc:
+            for tp, offsets_acked in acked.items():  # _filter_committable_offsets took them
+                merged = sorted(set(offsets_acked).union(self._acked[tp]))
+                self._acked[tp][:] = merged
+                self._acked_index[tp].update(offsets_acked)
+            log.warning("not committing offsets: effects not persisted (%s)", exc)
+            return False
+        if not offsets:
+            return False
+        await self._handle_attached(offsets)
+        return await self._commit_offsets(offsets, start_new_transaction=start_new_transaction)
+
+    # --- positions: every seek and revocation reaches the aligner -----------------
+    async def seek(self, partition: Any, offset: int) -> None:
+        await super().seek(partition, offset)
+        self.aligner.seek(faust_consumer.ensure_TP(partition), offset)
+
+    async def seek_to_committed(self) -> Any:
+        committed = await super().seek_to_committed()
+        for tp, offset in committed.items():
+            position = offset if offset is not None and offset > 0 else None
+            self.aligner.seek(faust_consumer.ensure_TP(tp), position)
+        return committed
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.aligner.forget(set(revoked))
+        await super().on_partitions_revoked(revoked)
+
+    def input_positions(self, partition: int) -> list[tuple[str, int | None, int | None]]:
+        """``(topic, committed offset, high watermark)`` of each input topic's ``partition``."""
+        aligner = self.aligner
+        return [
+            (tp.topic, aligner.floor(tp), self.highwater(tp))
+            for tp in self.assignment()
+            if tp.partition == partition and tp.topic in aligner.aligned_topics
+        ]
+
+    # --- the drain loop ------------------------------------------------------------
     async def _drain_messages(self, fetcher: Any) -> None:
-        """Faust's drain loop (faust/transport/consumer.py) with the per-record guard per batch.
+        """Faust's drain loop (faust/transport/consumer.py), handing records on through the aligner.
 
-        A suspend (rebalance) cancels the batch's delivery task, as Faust cancels the
-        record's: the rest of that batch is dropped, and is fetched again after the
-        consumer seeks back to the committed offsets.
+        Differences from upstream: the guard against a rebalance interrupting a
+        callback blocked on flow control is taken once per fetched batch, not per
+        record (bench/FINDINGS.md); input records go through ``stream/alignment.py``
+        (event-time order across co-partitioned topics, no offset ever skipped: a
+        jump is sought back, never recorded as a gap that a commit would pass over).
         """
         consumer_should_stop = self._stopped.is_set
         fetcher_should_stop = fetcher._stopped.is_set
+        aligner = self.aligner
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(faust_consumer.CONSUMER_FETCHING)
-                batch = [item async for item in self.getmany(timeout=1.0)]
+                # Records held back for a lagging partition: look again soon.
+                timeout = max(0.01, aligner.max_idle_s / 4) if aligner.waiting() else 1.0
+                batch = [item async for item in self.getmany(timeout=timeout)]
                 await self.sleep(0)
-                if batch and not self.should_stop:
+                if not self.should_stop:
                     await self.wait_first(self._deliver(batch), self.suspend_flow.wait())
                 self.diag.unset_flag(faust_consumer.CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
                 return
             raise
         except asyncio.CancelledError:
             if self.transport.app.should_stop:
                 return
             raise
+        except Exception as exc:  # upstream logs before the fetcher dies with it
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
         finally:
             self.diag.unset_flag(faust_consumer.CONSUMER_FETCHING)
 
     async def _deliver(self, batch: list[tuple[Any, Any]]) -> None:
-        """The per-record part of Faust's drain loop, awaiting the callback directly."""
+        aligner = self.aligner
+        aligned = aligner.aligned_topics
+        fetched: dict[Any, list[Any]] = {}
+        for tp, message in batch:
+            if tp.topic in aligned:
+                fetched.setdefault(tp, []).append(message)
+            else:  # table changelogs during recovery: as upstream
+                await self._deliver_unaligned(tp, message)
+        for tp, messages in fetched.items():
+            jump = aligner.add(tp, messages)
+            if jump is not None:
+                log.info(
+                    "%s: fetched offset %d, expected %d: seeking back", tp, jump.got, jump.expected
+                )
+                await self.seek(tp, jump.expected)
         callback = self.callback
         read_offset = self._read_offset
-        acks_enabled_for = self.app.topics.acks_enabled_for
         commit_every = self._commit_every
         since_yield = 0
-        for tp, message in batch:
+        for message in aligner.ready(self.highwater):
             since_yield += 1
             if since_yield > 100:  # as Faust: let other tasks run within a long batch
                 await asyncio.sleep(0)
                 since_yield = 0
-            offset = message.offset
-            r_offset = read_offset[tp]
-            if r_offset is None or offset >= r_offset:
-                gap = offset - (r_offset or 0)
-                if gap > 1 and r_offset and acks_enabled_for(message.topic):
-                    await self._add_gap(tp, r_offset + 1, offset)
-                if commit_every is not None and self._n_acked >= commit_every:
-                    self._n_acked = 0
-                    await self.commit()
-                await callback(message)
-                read_offset[tp] = offset
+            if commit_every is not None and self._n_acked >= commit_every:
+                self._n_acked = 0
+                await self.commit()
+            await callback(message)
+            aligner.delivered(message)
+            read_offset[message.tp] = message.offset
+
+    async def _deliver_unaligned(self, tp: Any, message: Any) -> None:
+        """Upstream's per-record step, for topics the aligner does not handle."""
+        offset = message.offset
+        r_offset = self._read_offset[tp]
+        if r_offset is None or offset >= r_offset:
+            gap = offset - (r_offset or 0)
+            if gap > 1 and r_offset and self.app.topics.acks_enabled_for(message.topic):
+                await self._add_gap(tp, r_offset + 1, offset)
+            await self.callback(message)
+            self._read_offset[tp] = offset
 
 
 class _Transport(faust_aiokafka.Transport):
@@ -104,7 +201,10 @@ class _Transport(faust_aiokafka.Transport):
 
 class KairosApp(faust.App):
     kairos_settings: Settings
-    kairos_runtime: Any = None
+    # Persists every effect of the records handled so far; runs before each offset commit.
+    kairos_before_commit: Callable[[], Awaitable[Any]] | None = None
+    # Input topics read in event-time order per partition (stream/alignment.py).
+    kairos_aligned_topics: frozenset[str] = frozenset()
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
@@ -118,6 +218,7 @@ def create_app(settings: Settings) -> KairosApp:
     app = KairosApp(
         settings.app_id,
         broker=settings.broker_url,
+        broker_credentials=faust_broker_credentials(),  # KAIROS_KAFKA_*: SASL / TLS
         store=settings.store,
         datadir=datadir,
         topic_partitions=settings.partitions,

@@ -3,28 +3,73 @@
 Faust's per-message send path costs ~250-300 us a record here and aiokafka's
 ``send()`` still ~15 us; appending to batches and sending one batch per
 partition reaches 150,000+ records/s. The hot path only calls :meth:`Output.add`
-(no await, no partitioner: outputs go to the customer's own partition number,
-co-partitioned like the inputs); :meth:`Output.drain` ships the buffers every
-few milliseconds. ``flush()`` waits for everything added so far: the worker calls
-it before committing offsets, so a committed offset never runs ahead of its effects.
+(no await: outputs go to the customer's own partition number, co-partitioned
+like the inputs; :func:`partition_for` places a record by key the way Kafka's
+default partitioner does); :meth:`Output.drain` ships the buffers every few
+milliseconds.
+
+:meth:`Output.flush` is the durability step: it returns once every record added
+or sent before it was called is acknowledged by the broker. Its ``at_cut``
+callback runs at the instant that set of records is fixed, with no ``await`` in
+between, so whatever it captures (the worker encodes customer states there) is
+covered by exactly those records. A batch the broker did not acknowledge raises
+:class:`OutputError`; with ``requeue_failed`` its records go back to the front of
+their buffers and the next flush sends them again (at-least-once: a timed-out
+batch may have been written, so readers de-duplicate on the records' ids).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import murmur2
+
+T = TypeVar("T")
+Record = tuple[bytes | None, bytes | None]
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner picks for ``key`` (murmur2, as Java's)."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+class OutputError(Exception):
+    """Records the broker did not acknowledge: nothing that depends on them may be persisted."""
+
+
+@dataclass(slots=True)
+class _Shipped:
+    future: asyncio.Future[Any]
+    topic: str
+    partition: int | None
+    records: list[Record]
 
 
 class Output:
-    def __init__(self, bootstrap: str, client_id: str = "kairos") -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        client_id: str = "kairos",
+        *,
+        requeue_failed: bool = True,
+        request_timeout_ms: int = 120_000,
+        client_kwargs: dict[str, Any] | None = None,
+    ) -> None:
         self._bootstrap = bootstrap
         self._client_id = client_id
+        self._requeue_failed = requeue_failed
+        self._request_timeout_ms = request_timeout_ms
+        self._client_kwargs = client_kwargs or {}
         self._producer: AIOKafkaProducer = None  # type: ignore[assignment]  # made in start()
-        self._pending: list[asyncio.Future] = []
-        self._buffers: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = {}
+        self._unacked: list[_Shipped] = []
+        self._buffers: dict[tuple[str, int | None], list[Record]] = {}
+        # One shipper at a time: a partition's records leave in the order they were added.
+        self._lock = asyncio.Lock()
         self._started = False
 
     async def start(self) -> None:
@@ -37,53 +82,80 @@ class Output:
                 linger_ms=2,
                 max_batch_size=1_048_576,
                 max_request_size=4_194_304,
+                # A broker outage shorter than this is ridden out by aiokafka's own retries.
+                request_timeout_ms=self._request_timeout_ms,
+                **self._client_kwargs,
             )
             await self._producer.start()
 
     async def stop(self) -> None:
         if self._started:
-            await self.flush()
-            await self._producer.stop()
+            try:
+                await self.flush()
+            finally:
+                await self._producer.stop()
 
-    async def send(
-        self, topic: str, key: str | None, value: dict, partition: int | None = None
-    ) -> None:
-        if not self._started:
-            await self.start()
-        fut = await self._producer.send(
-            topic,
-            orjson.dumps(value),
-            key=key.encode() if key is not None else None,
-            partition=partition,
-        )
-        self._pending.append(fut)
+    @property
+    def buffered(self) -> int:
+        """Records added and not yet handed to the producer."""
+        return sum(len(records) for records in self._buffers.values())
 
-    def add(self, topic: str, partition: int, key: str | None, value: dict) -> None:
-        """Buffer one record for ``topic``'s ``partition``; :meth:`drain` sends it."""
+    def add(self, topic: str, partition: int | None, key: str | None, value: dict) -> None:
+        """Buffer one record for ``topic``'s ``partition`` (None: by key); :meth:`drain` sends it."""
         buffer = self._buffers.get((topic, partition))
         if buffer is None:
             buffer = self._buffers[(topic, partition)] = []
         buffer.append((key.encode() if key is not None else None, orjson.dumps(value)))
 
+    async def send(
+        self, topic: str, key: str | None, value: dict, partition: int | None = None
+    ) -> None:
+        """Send one record now (still acknowledged only by :meth:`flush`)."""
+        self.add(topic, partition, key, value)
+        await self.drain()
+
     async def drain(self) -> int:
         """Send every buffered record as one batch per partition; returns how many."""
         if not self._buffers:
             return 0
+        async with self._lock:
+            return await self._ship(self._take())
+
+    async def flush(self, at_cut: Callable[[], T] | None = None) -> T | None:
+        """Wait until every record added or sent so far is acknowledged; see the module doc."""
+        async with self._lock:
+            buffers = self._take()
+            cut = at_cut() if at_cut is not None else None  # no await since _take
+            await self._ship(buffers)
+            unacked, self._unacked = self._unacked, []
+        await self._await_acks(unacked)
+        return cut
+
+    def _take(self) -> dict[tuple[str, int | None], list[Record]]:
         buffers, self._buffers = self._buffers, {}
+        return buffers
+
+    async def _ship(self, buffers: dict[tuple[str, int | None], list[Record]]) -> int:
         sent = 0
         for (topic, partition), records in buffers.items():
-            await self.send_batch(topic, partition, records)
+            if partition is None:
+                await self._send_keyed(topic, records)
+            else:
+                await self._send_batch(topic, partition, records)
             sent += len(records)
         return sent
 
+    async def _send_keyed(self, topic: str, records: list[Record]) -> None:
+        if not self._started:
+            await self.start()
+        for key, value in records:
+            future = await self._producer.send(topic, value, key=key)
+            self._unacked.append(_Shipped(future, topic, None, [(key, value)]))
+
     async def send_batch(
-        self,
-        topic: str,
-        partition: int,
-        records: Iterable[tuple[bytes | None, bytes | None]],
-        exact_end: bool = False,
-    ) -> asyncio.Future | None:
-        """Append ``(key, value)`` records to as few batches as fit.
+        self, topic: str, partition: int, records: Iterable[Record], exact_end: bool = False
+    ) -> asyncio.Future[Any] | None:
+        """Append ``(key, value)`` records to as few batches as fit, acknowledged by :meth:`flush`.
 
         Returns the future of the last record's batch (its ``offset`` is the last
         record's), or None when there was nothing to send. ``exact_end`` puts the last
@@ -93,32 +165,55 @@ class Output:
         all. It costs a sender round trip (aiokafka queues one batch per partition at a
         time), so only the changelog asks for it.
         """
+        async with self._lock:
+            return await self._send_batch(topic, partition, list(records), exact_end)
+
+    async def _send_batch(
+        self, topic: str, partition: int, records: list[Record], exact_end: bool = False
+    ) -> asyncio.Future[Any] | None:
         if not self._started:
             await self.start()
-        records = list(records)
         if not records:
             return None
         producer = self._producer
-        last = records.pop() if exact_end else None
+        last = records[-1:] if exact_end else []
+        body = records[:-1] if exact_end else records
         future = None
-        batch = producer.create_batch()
-        for key, value in records:
+        batch, in_batch = producer.create_batch(), []
+        for key, value in body:
             if batch.append(key=key, value=value, timestamp=None) is None:
-                self._pending.append(await producer.send_batch(batch, topic, partition=partition))
-                batch = producer.create_batch()
+                await self._send_one(batch, topic, partition, in_batch)
+                batch, in_batch = producer.create_batch(), []
                 batch.append(key=key, value=value, timestamp=None)
-        if batch.record_count():
-            future = await producer.send_batch(batch, topic, partition=partition)
-            self._pending.append(future)
-        if last is not None:
+            in_batch.append((key, value))
+        if in_batch:
+            future = await self._send_one(batch, topic, partition, in_batch)
+        if last:
             batch = producer.create_batch()
-            batch.append(key=last[0], value=last[1], timestamp=None)
-            future = await producer.send_batch(batch, topic, partition=partition)
-            self._pending.append(future)
+            batch.append(key=last[0][0], value=last[0][1], timestamp=None)
+            future = await self._send_one(batch, topic, partition, last)
         return future
 
-    async def flush(self) -> None:
-        await self.drain()
-        pending, self._pending = self._pending, []
-        if pending:
-            await asyncio.gather(*pending)
+    async def _send_one(
+        self, batch: Any, topic: str, partition: int, records: list[Record]
+    ) -> asyncio.Future[Any]:
+        future = await self._producer.send_batch(batch, topic, partition=partition)
+        self._unacked.append(_Shipped(future, topic, partition, records))
+        return future
+
+    async def _await_acks(self, shipped: list[_Shipped]) -> None:
+        if not shipped:
+            return
+        results = await asyncio.gather(*(s.future for s in shipped), return_exceptions=True)
+        failed = [s for s, r in zip(shipped, results, strict=True) if isinstance(r, BaseException)]
+        if not failed:
+            return
+        if self._requeue_failed:
+            for s in reversed(failed):  # back to the front, in their original order
+                buffer = self._buffers.setdefault((s.topic, s.partition), [])
+                buffer[:0] = s.records
+        error = next(r for r in results if isinstance(r, BaseException))
+        raise OutputError(
+            f"{sum(len(s.records) for s in failed)} record(s) to "
+            f"{sorted({s.topic for s in failed})} not acknowledged by the broker: {error!r}"
+        ) from error

@@ -1,9 +1,20 @@
 """Every environment setting of Kairos, in one place, with its default.
 
+The security rows are read by ``stream/security.py`` (checked when a client is made: a
+value that cannot work stops the command with a message naming the variable).
+
 | variable | default | meaning |
 |---|---|---|
 | ``BROKER_URL`` | ``kafka://127.0.0.1:9092`` | Kafka bootstrap (``kafka://host:port[;host:port]``) |
-| ``REDIS_URL`` | ``redis://127.0.0.1:6379/0`` | caps, idempotency keys, live config |
+| ``REDIS_URL`` | ``redis://127.0.0.1:6379/0`` | caps, idempotency keys, live config; ``rediss://`` for TLS, ``redis://:PASSWORD@host`` for AUTH |
+| ``KAIROS_REDIS_SSL_CAFILE`` | system CAs | ``rediss://``: CA that signed the server's certificate (always verified) |
+| ``KAIROS_REDIS_SSL_CERTFILE`` / ``_KEYFILE`` | none | ``rediss://``: client certificate and key, for servers that require one |
+| ``KAIROS_KAFKA_SECURITY_PROTOCOL`` | ``PLAINTEXT`` | ``PLAINTEXT``, ``SSL``, ``SASL_PLAINTEXT`` or ``SASL_SSL`` (production: ``SASL_SSL``) |
+| ``KAIROS_KAFKA_SASL_MECHANISM`` | ``PLAIN`` | ``PLAIN``, ``SCRAM-SHA-256`` or ``SCRAM-SHA-512`` |
+| ``KAIROS_KAFKA_SASL_USERNAME`` | none | SASL user (required with ``SASL_*``) |
+| ``KAIROS_KAFKA_SASL_PASSWORD`` / ``_PASSWORD_FILE`` | none | SASL password, or a file holding it (a mounted secret) |
+| ``KAIROS_KAFKA_SSL_CAFILE`` | system CAs | ``SSL`` / ``SASL_SSL``: CA that signed the brokers' certificates |
+| ``KAIROS_KAFKA_SSL_CERTFILE`` / ``_KEYFILE`` | none | ``SSL`` / ``SASL_SSL``: client certificate and key (mutual TLS) |
 | ``KAIROS_APP_ID`` | ``kairos`` | Faust app id = consumer group and changelog prefix |
 | ``KAIROS_STORE`` | ``memory://`` | Faust table store (``rocksdb://`` in production: ``pip install '.[rocksdb]'``) |
 | ``KAIROS_DATA_DIR`` | ``var/data`` | where a RocksDB store keeps its files (one folder per app id) |
@@ -18,6 +29,7 @@
 | ``KAIROS_TIMER_TICK`` | ``0.1`` | how often due timers are popped, s |
 | ``KAIROS_OUTPUT_INTERVAL`` | ``0.005`` | how often buffered output records are sent, s |
 | ``KAIROS_STATE_CACHE`` | ``200000`` | decoded customer states kept in memory per worker |
+| ``KAIROS_ALIGN_IDLE_MS`` | ``500`` | how long a partition's events wait for a lagging co-partitioned topic while catching up, ms |
 | ``KAIROS_LOG_LEVEL`` | ``warning`` | worker log level |
 """
 
@@ -61,6 +73,7 @@ class Settings:
         default_factory=lambda: float(_env("KAIROS_OUTPUT_INTERVAL", "0.005"))
     )
     state_cache: int = field(default_factory=lambda: int(_env("KAIROS_STATE_CACHE", "200000")))
+    align_idle_ms: int = field(default_factory=lambda: int(_env("KAIROS_ALIGN_IDLE_MS", "500")))
     log_level: str = field(default_factory=lambda: _env("KAIROS_LOG_LEVEL", "warning"))
 
     @property

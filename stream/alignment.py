@@ -1,0 +1,205 @@
+"""Fetched records of co-partitioned topics, handed on in event-time order and never skipped.
+
+All input topics are keyed by ``customer_id`` with the same partition count, so
+partition ``p`` of every input topic holds the same customers: together they are
+one *task* (Kafka Streams' word). Faust hands records on in the order fetches
+return them, topic by topic. Live, that is close to event time; while a worker
+catches up after a failover it is not: a customer's ``order_placed`` (topic
+``orders``) can be handled before the ``add_to_cart`` (topic ``clickstream``) that
+came before it, and the decisions differ from what live processing (and
+``kairos replay``) would have made.
+
+:class:`Aligner` does what Kafka Streams' ``PartitionGroup`` does with
+``max.task.idle.ms``: it buffers each topic-partition's fetched records and, per
+task, always hands on the record with the lowest timestamp among the heads of its
+buffers. When one of the task's partitions has nothing buffered but is known to
+have more on the broker (its high watermark is past what was fetched), the task
+waits for it, at most ``max_idle_ms``; then it goes on without it (a partition
+that is slow to fetch must not stall the others for ever).
+
+It also guarantees that no offset is skipped. Each topic-partition expects the
+next offset after the last one it buffered; a fetched record past that (a jump,
+as stale fetches after a rebalance produce) is not accepted: :meth:`add` asks the
+caller to seek back to the expected offset. Only when the same jump comes back
+``MAX_RESEEKS`` times in a row is it taken as a real hole in the log (compaction,
+transaction markers) and passed over.
+
+Pure bookkeeping: no I/O, no Faust; the consumer in ``stream/app.py`` drives it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+MAX_RESEEKS = 2
+
+
+class Record(Protocol):
+    tp: Hashable
+    topic: str
+    partition: int
+    offset: int
+    timestamp: float | None
+
+
+@dataclass(slots=True)
+class _Lane:
+    """One topic-partition: its buffered records and where it stands."""
+
+    records: deque[Any] = field(default_factory=deque)
+    next_offset: int | None = None  # the next offset to hand on (None: not known yet)
+    fetch_offset: int | None = None  # the next offset expected from a fetch
+    floor: int | None = None  # where the last seek put it (a committed offset)
+    reseeks: int = 0  # seeks back to the same expected offset in a row
+
+
+@dataclass(frozen=True, slots=True)
+class Jump:
+    """A fetch returned ``got`` where ``expected`` was next: seek ``tp`` back to ``expected``."""
+
+    tp: Hashable
+    expected: int
+    got: int
+
+
+class Aligner:
+    def __init__(
+        self,
+        aligned_topics: frozenset[str],
+        max_idle_ms: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.aligned_topics = aligned_topics
+        self.max_idle_s = max_idle_ms / 1000
+        self._clock = clock
+        self._lanes: dict[Hashable, _Lane] = {}
+        self._tasks: dict[int, list[Hashable]] = {}  # partition -> its lanes' tps
+        self._blocked_since: dict[int, float] = {}
+        self.holes: int = 0  # jumps accepted as real holes in a log
+
+    # --- positions ------------------------------------------------------------
+    def seek(self, tp: Hashable, offset: int | None) -> None:
+        """The consumer was moved to ``offset`` (None: unknown, take what comes)."""
+        if tp.topic not in self.aligned_topics:  # type: ignore[attr-defined]
+            return
+        lane = self._lane(tp)
+        if (
+            offset is not None
+            and lane.next_offset is not None
+            and lane.fetch_offset is not None
+            and lane.next_offset <= offset <= lane.fetch_offset
+        ):
+            while lane.records and lane.records[-1].offset >= offset:  # a seek forward of
+                lane.records.pop()  # what was buffered: keep the part before it
+            lane.fetch_offset = offset
+            return
+        lane.records.clear()
+        lane.next_offset = lane.fetch_offset = lane.floor = offset
+        lane.reseeks = 0
+
+    def forget(self, tps: Iterator[Hashable] | list[Hashable] | set[Hashable]) -> None:
+        """Partitions revoked: what was buffered for them is fetched again by their next owner."""
+        for tp in tps:
+            self._blocked_since.pop(tp.partition, None)  # type: ignore[attr-defined]
+            if self._lanes.pop(tp, None) is not None:
+                task = self._tasks.get(tp.partition)  # type: ignore[attr-defined]
+                if task is not None and tp in task:
+                    task.remove(tp)
+
+    def floor(self, tp: Hashable) -> int | None:
+        """Where the last seek put ``tp`` (its committed offset): no record before it is due."""
+        lane = self._lanes.get(tp)
+        return lane.floor if lane is not None else None
+
+    def buffered(self, tp: Hashable) -> int:
+        lane = self._lanes.get(tp)
+        return len(lane.records) if lane is not None else 0
+
+    # --- in ---------------------------------------------------------------------
+    def add(self, tp: Hashable, records: list[Any]) -> Jump | None:
+        """Buffer a fetch's records of ``tp`` (in offset order); a jump stops at the gap."""
+        lane = self._lane(tp)
+        for i, record in enumerate(records):
+            offset = record.offset
+            expected = lane.fetch_offset
+            if expected is not None and offset < expected:
+                continue  # fetched before a seek back, already buffered or handed on
+            if expected is not None and offset > expected:
+                if lane.reseeks < MAX_RESEEKS and (i == 0 or records[i - 1].offset < expected):
+                    lane.reseeks += 1
+                    return Jump(tp, expected, offset)
+                self.holes += 1  # the same jump again and again: a real hole in the log
+            lane.reseeks = 0
+            if lane.next_offset is None:
+                lane.next_offset = offset
+            lane.records.append(record)
+            lane.fetch_offset = offset + 1
+        return None
+
+    # --- out --------------------------------------------------------------------
+    def ready(self, highwater: Callable[[Hashable], int | None]) -> Iterator[Any]:
+        """Yield what can be handed on now: per task, lowest timestamp first.
+
+        The caller calls :meth:`delivered` once it has handed a record on; one it was
+        interrupted handing on stays at the head of its buffer, and comes again.
+        """
+        for partition, task in list(self._tasks.items()):
+            if not task:
+                continue
+            yield from self._ready_task(partition, task, highwater)
+
+    def _ready_task(
+        self, partition: int, task: list[Hashable], highwater: Callable[[Hashable], int | None]
+    ) -> Iterator[Any]:
+        lanes = self._lanes
+        while True:
+            head_lane: _Lane | None = None
+            head_ts = 0.0
+            waiting = False
+            for tp in task:
+                lane = lanes[tp]
+                if lane.records:
+                    ts = lane.records[0].timestamp or 0.0
+                    if head_lane is None or ts < head_ts:
+                        head_lane, head_ts = lane, ts
+                elif tp.topic in self.aligned_topics and self._has_more(tp, lane, highwater):  # type: ignore[attr-defined]
+                    waiting = True
+            if head_lane is None:
+                self._blocked_since.pop(partition, None)
+                return
+            if waiting and head_lane.records[0].topic in self.aligned_topics:
+                since = self._blocked_since.setdefault(partition, self._clock())
+                if self._clock() - since < self.max_idle_s:
+                    return  # wait for the lagging partition's records to arrive
+            else:
+                self._blocked_since.pop(partition, None)
+            record = head_lane.records[0]
+            yield record
+            if head_lane.records and head_lane.records[0] is record:
+                return  # not handed on (the caller stopped): it stays at the head
+
+    def delivered(self, record: Any) -> None:
+        lane = self._lanes[record.tp]
+        if lane.records and lane.records[0] is record:
+            lane.records.popleft()
+            lane.next_offset = record.offset + 1
+
+    @staticmethod
+    def _has_more(tp: Hashable, lane: _Lane, highwater: Callable[[Hashable], int | None]) -> bool:
+        hw = highwater(tp)
+        return hw is not None and lane.fetch_offset is not None and lane.fetch_offset < hw
+
+    def waiting(self) -> bool:
+        """Whether some task holds records back, waiting for a lagging partition."""
+        return bool(self._blocked_since)
+
+    def _lane(self, tp: Hashable) -> _Lane:
+        lane = self._lanes.get(tp)
+        if lane is None:
+            lane = self._lanes[tp] = _Lane()
+            self._tasks.setdefault(tp.partition, []).append(tp)  # type: ignore[attr-defined]
+        return lane
