@@ -1,0 +1,75 @@
+"""Tail the output topics from the beginning while a scenario runs.
+
+A consumer without a group (no rebalances, no commits) whose ``client_id`` starts with
+``faults-``, so proxy faults leave it alone: what it reads is what the Kairos processes
+wrote, not what a cut-off reader managed to see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from stream import topics
+
+CLIENT_ID = "faults-observer"
+WATCHED = (topics.ACTIONS, topics.DELIVERIES, topics.DEAD_LETTERS)
+
+
+@dataclass(slots=True)
+class Outputs:
+    """Decoded output records, in the order read (per partition: offset order)."""
+
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    undecodable: int = 0
+
+
+class Observer:
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.outputs = Outputs()
+        self._task: asyncio.Task[None] | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            *WATCHED,
+            bootstrap_servers=self.bootstrap,
+            client_id=CLIENT_ID,
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        into = {
+            topics.ACTIONS: self.outputs.actions,
+            topics.DELIVERIES: self.outputs.deliveries,
+            topics.DEAD_LETTERS: self.outputs.dead_letters,
+        }
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=200)
+            for tp, messages in batches.items():
+                for message in messages:
+                    try:
+                        into[tp.topic].append(orjson.loads(message.value or b"null"))
+                    except orjson.JSONDecodeError:
+                        self.outputs.undecodable += 1

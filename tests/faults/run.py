@@ -1,0 +1,96 @@
+"""Run one scenario end to end and count: the one driver every test and soak run uses.
+
+1. start the world (``Harness``); build the traffic plan from a time one second ahead;
+2. publish it on schedule while the faults fire at their times, and compute the
+   expectation (replay of the same file and config) meanwhile;
+3. wait until the run settles (``Harness.settle``), then count (``counting.count``);
+4. print one summary line, write ``var/faults/<name>.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+from .counting import Counts, count
+from .expectations import expect
+from .harness import VAR, Harness
+from .observer import Outputs
+from .publisher import now_ms, publish
+from .receiver import Arrivals
+from .scenarios import Fault, Scenario
+from .services import ROOT
+from .traffic import build
+
+LEAD_MS = 1_000  # the plan starts this long after it is built
+SETTLE_MARGIN_S = 20.0  # beyond the dispatcher's lease, before losses are declared
+
+
+async def run(scenario: Scenario, out_dir: Path = VAR, code_dir: Path = ROOT) -> Counts:
+    """Run ``scenario`` against the code in ``code_dir`` (default: this checkout)."""
+    started = time.monotonic()
+    timeline: list[tuple[float, str]] = []
+    async with Harness(scenario.name, scenario.setup, out_dir, code_dir) as h:
+        plan = build(scenario.traffic, now_ms() + LEAD_MS)
+        jsonl = h.dir / "traffic.jsonl"
+        plan.write_jsonl(jsonl)
+        publishing = asyncio.create_task(publish(plan, h.bootstrap))
+        faults = [asyncio.create_task(_inject(h, f, plan.t0_ms, timeline)) for f in scenario.faults]
+        try:
+            decisions = h.dir / "replay-decisions.jsonl"
+            expected = await expect(jsonl, h.config_path, decisions, h.code_dir)
+            published = await publishing
+            await asyncio.gather(*faults)
+        finally:
+            for task in [publishing, *faults]:
+                task.cancel()
+        not_before_ms = plan.end_ms + h.setup.campaign.last_deadline_s * 1000 + 2_000
+        wait_s = max(0.0, (not_before_ms - now_ms()) / 1000) + h.lease_s + SETTLE_MARGIN_S
+        assert h.observer is not None
+        await h.settle(set(expected.sends), not_before_ms, wait_s)
+        outputs, arrivals = h.observer.outputs, h.receiver.arrivals
+        counts = count(scenario.name, plan, published, expected, outputs, arrivals)
+        counts.unexpected_exits = h.unexpected_exits()
+        _dump(h.dir, outputs, arrivals)
+    counts.seconds = time.monotonic() - started
+    _write(counts, scenario, timeline, out_dir)
+    print(counts.summary(), flush=True)
+    return counts
+
+
+async def _inject(h: Harness, fault: Fault, t0_ms: int, timeline: list[tuple[float, str]]) -> None:
+    await asyncio.sleep(max(0.0, (t0_ms + fault.at_s * 1000 - now_ms()) / 1000))
+    timeline.append((round((now_ms() - t0_ms) / 1000, 1), fault.what))
+    await fault.do(h)
+
+
+def _write(
+    counts: Counts, scenario: Scenario, timeline: list[tuple[float, str]], out: Path
+) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    data = {
+        "scenario": scenario.name,
+        "title": scenario.title,
+        "customers": scenario.traffic.customers,
+        "duration_s": scenario.traffic.duration_s,
+        "workers": scenario.setup.workers,
+        "faults": [{"at_s": at, "what": what} for at, what in sorted(timeline)],
+        "logs": str(out / "logs" / scenario.name),
+        **counts.to_json(),
+    }
+    (out / f"{scenario.name}.json").write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _dump(directory: Path, outputs: Outputs, arrivals: Arrivals) -> None:
+    """What was observed, raw, next to the logs: for diagnosing a failed count."""
+    for name, records in (
+        ("actions", outputs.actions),
+        ("deliveries", outputs.deliveries),
+        ("dead-letters", outputs.dead_letters),
+    ):
+        lines = (json.dumps(r, sort_keys=True) for r in records)
+        (directory / f"{name}.jsonl").write_text("".join(f"{line}\n" for line in lines))
+    lines = (json.dumps({"action_id": a, "at": t}) for a, t in arrivals.raw)
+    (directory / "arrivals.jsonl").write_text("".join(f"{line}\n" for line in lines))
