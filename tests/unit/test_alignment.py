@@ -1,0 +1,185 @@
+"""The aligner: event-time order across co-partitioned topics, and no offset ever skipped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from stream.alignment import MAX_RESEEKS, Aligner, Jump
+
+INPUTS = frozenset({"clickstream", "orders"})
+
+
+@dataclass(frozen=True)
+class TP:
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True)
+class Rec:
+    tp: TP
+    offset: int
+    timestamp: float
+
+    @property
+    def topic(self) -> str:
+        return self.tp.topic
+
+
+def recs(tp: TP, start: int, *timestamps: float) -> list[Rec]:
+    return [Rec(tp, start + i, ts) for i, ts in enumerate(timestamps)]
+
+
+def drain(aligner: Aligner, highwater: dict[TP, int] | None = None) -> list[tuple[str, int]]:
+    out = []
+    for record in aligner.ready(lambda tp: (highwater or {}).get(tp)):
+        out.append((record.topic, record.offset))
+        aligner.delivered(record)
+    return out
+
+
+CLICKS, ORDERS = TP("clickstream", 0), TP("orders", 0)
+
+
+def test_records_of_one_partition_come_out_lowest_timestamp_first_across_topics() -> None:
+    aligner = Aligner(INPUTS, max_idle_ms=500)
+    aligner.add(CLICKS, recs(CLICKS, 0, 1.0, 2.0, 4.0))
+    aligner.add(ORDERS, recs(ORDERS, 0, 3.0))
+    assert drain(aligner) == [
+        ("clickstream", 0),
+        ("clickstream", 1),
+        ("orders", 0),
+        ("clickstream", 2),
+    ]
+
+
+def test_partitions_are_independent_tasks() -> None:
+    aligner = Aligner(INPUTS, max_idle_ms=500)
+    other = TP("orders", 1)
+    aligner.add(other, recs(other, 0, 9.0))
+    aligner.add(CLICKS, recs(CLICKS, 0, 1.0))
+    assert sorted(drain(aligner)) == [("clickstream", 0), ("orders", 0)]
+
+
+def test_an_order_waits_for_a_lagging_topic_of_its_partition_then_goes_on() -> None:
+    now = [0.0]
+    aligner = Aligner(INPUTS, max_idle_ms=500, clock=lambda: now[0])
+    aligner.seek(CLICKS, 0)
+    aligner.add(ORDERS, recs(ORDERS, 0, 5.0))
+    lagging = {CLICKS: 3}  # clickstream has 3 records on the broker, none fetched yet
+    assert drain(aligner, lagging) == []
+    assert aligner.waiting()
+    now[0] = 0.2
+    assert drain(aligner, lagging) == []
+    aligner.add(CLICKS, recs(CLICKS, 0, 1.0, 2.0, 6.0))  # the fetch arrives
+    assert drain(aligner, lagging) == [
+        ("clickstream", 0),
+        ("clickstream", 1),
+        ("orders", 0),
+        ("clickstream", 2),
+    ]
+    aligner.add(ORDERS, recs(ORDERS, 1, 7.0))
+    assert drain(aligner, {CLICKS: 5}) == []  # clickstream lags again
+    now[0] = 0.8  # longer than max_idle_ms: a slow partition does not stall the task
+    assert drain(aligner, {CLICKS: 5}) == [("orders", 1)]
+
+
+def test_a_caught_up_topic_does_not_hold_the_others() -> None:
+    aligner = Aligner(INPUTS, max_idle_ms=60_000)
+    aligner.seek(CLICKS, 3)
+    aligner.add(ORDERS, recs(ORDERS, 0, 5.0))
+    assert drain(aligner, {CLICKS: 3}) == [("orders", 0)]
+
+
+def test_a_jump_past_the_expected_offset_asks_to_seek_back_and_is_not_taken() -> None:
+    aligner = Aligner(INPUTS, max_idle_ms=500)
+    aligner.seek(CLICKS, 10)
+    assert aligner.add(CLICKS, recs(CLICKS, 10, 1.0, 2.0)) is None
+    assert drain(aligner) == [("clickstream", 10), ("clickstream", 11)]
+    jump = aligner.add(CLICKS, recs(CLICKS, 15, 3.0, 4.0))  # 12-14 were never handed on
+    assert jump == Jump(CLICKS, expected=12, got=15)
+    assert drain(aligner) == []
+    aligner.seek(CLICKS, 12)
+    aligner.add(CLICKS, recs(CLICKS, 12, 2.5, 2.6, 2.7, 3.0, 4.0))
+    assert [o for _, o in drain(aligner)] == [12, 13, 14, 15, 16]
+
+
+def test_records_before_the_expected_offset_are_stale_and_dropped() -> None:
+    aligner = Aligner(INPUTS, max_idle_ms=500)
+    aligner.seek(CLICKS, 0)
+    aligner.add(CLICKS, recs(CLICKS, 0, 1.0, 2.0))
+    aligner.add(CLICKS, recs(CLICKS, 1, 2.0, 3.0))  # a fetch overlapping the last one
+    assert [o for _, o in drain(aligner)] == [0, 1, 2]
+
+
+def test_the_same_jump_again_and_again_is_a_real_hole_in_the_log() -> None:
+    aligner = Aligner(INPUTS, max_idle_ms=500)
+    aligner.seek(CLICKS, 0)
+    for _ in range(MAX_RESEEKS):
+        assert aligner.add(CLICKS, recs(CLICKS, 4, 1.0)) == Jump(CLICKS, 0, 4)
+        aligner.seek(CLICKS, 0)
+    assert aligner.add(CLICKS, recs(CLICKS, 4, 1.0)) is None  # compacted away: go on
+    assert drain(aligner) == [("clickstream", 4)]
+    assert aligner.holes == 1
+
+
+def test_a_record_whose_hand_over_was_interrupted_comes_again() -> None:
+    aligner = Aligner(INPUTS, max_idle_ms=500)
+    aligner.add(CLICKS, recs(CLICKS, 0, 1.0, 2.0))
+    for _record in aligner.ready(lambda tp: None):
+        break  # the callback was cancelled (a rebalance): delivered() never called
+    assert drain(aligner) == [("clickstream", 0), ("clickstream", 1)]
+
+
+def test_a_seek_back_to_the_committed_offset_drops_what_was_buffered() -> None:
+    aligner = Aligner(INPUTS, max_idle_ms=500)
+    aligner.seek(CLICKS, 5)
+    aligner.add(CLICKS, recs(CLICKS, 5, 1.0, 2.0, 3.0))
+    drain(aligner)
+    aligner.add(CLICKS, recs(CLICKS, 8, 4.0))
+    aligner.seek(CLICKS, 6)  # recovery: back to the committed offset
+    assert aligner.floor(CLICKS) == 6
+    aligner.add(CLICKS, recs(CLICKS, 6, 2.0, 3.0, 4.0))
+    assert [o for _, o in drain(aligner)] == [6, 7, 8]
+
+
+def test_revoked_partitions_are_forgotten() -> None:
+    aligner = Aligner(INPUTS, max_idle_ms=500)
+    aligner.add(CLICKS, recs(CLICKS, 0, 1.0))
+    aligner.forget({CLICKS})
+    assert drain(aligner) == []
+    assert aligner.buffered(CLICKS) == 0
+
+
+def test_topics_outside_the_aligned_set_are_not_tracked() -> None:
+    aligner = Aligner(INPUTS, max_idle_ms=500)
+    aligner.seek(TP("kairos-customers-changelog", 0), 7)
+    assert aligner.floor(TP("kairos-customers-changelog", 0)) is None
+
+
+@given(
+    st.lists(st.floats(0, 1e6, allow_nan=False), max_size=30),
+    st.lists(st.floats(0, 1e6, allow_nan=False), max_size=30),
+    st.lists(st.integers(1, 10), min_size=1, max_size=8),
+)
+def test_any_fetch_pattern_hands_every_record_on_once_in_offset_order_per_topic(
+    click_ts: list[float], order_ts: list[float], fetch_sizes: list[int]
+) -> None:
+    aligner = Aligner(INPUTS, max_idle_ms=0)
+    logs = {CLICKS: recs(CLICKS, 0, *click_ts), ORDERS: recs(ORDERS, 0, *order_ts)}
+    fetched = dict.fromkeys(logs, 0)
+    out: list[tuple[str, int]] = []
+    rounds = 0
+    while any(fetched[tp] < len(log) for tp, log in logs.items()) or rounds == 0:
+        for i, (tp, log) in enumerate(logs.items()):
+            size = fetch_sizes[(rounds + i) % len(fetch_sizes)]
+            aligner.add(tp, log[fetched[tp] : fetched[tp] + size])
+            fetched[tp] = min(len(log), fetched[tp] + size)
+        out += drain(aligner, {tp: len(log) for tp, log in logs.items()})
+        rounds += 1
+    out += drain(aligner)
+    for tp, log in logs.items():
+        assert [o for t, o in out if t == tp.topic] == list(range(len(log)))
