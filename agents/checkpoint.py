@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 
+from monitoring import metrics
 from state.store import CustomerStore, StateSnapshot
 from stream.output import Output
 
@@ -52,5 +53,6 @@ class Checkpoint:
             except BaseException:
                 if cut:
                     self._store.mark_dirty(cut[0])  # its outputs are not safe: not yet
+                metrics.STATE_ERRORS.labels("outputs").inc()
                 raise
             return await self._store.write(cut[0])

@@ -153,6 +153,7 @@ def start_error_series() -> None:
     ``increase(x[15m]) > 0`` would then miss the very first failure.
     """
     STATE_ERRORS.labels("flush")
+    STATE_ERRORS.labels("outputs")
     CONFIG_RELOADS.labels("failure")
     for operation in ("config_read", "config_subscribe", "schedule", "contacts"):
         REDIS_ERRORS.labels(operation)
