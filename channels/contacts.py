@@ -7,7 +7,8 @@ consent, locale, timezone, ``attributes.first_name``) and the ``unsubscribe`` /
 
 Keys: ``kairos:contact:{customer_id}`` (the profile fields as JSON) and
 ``kairos:optout:{customer_id}`` (a set of channels, ``all`` included). A profile
-tombstone deletes both (right to be forgotten).
+tombstone (right to be forgotten) runs :func:`forget_customer`: both keys, the
+customer's frequency-cap history and their queued messages go.
 
 Consent follows ``core.policy.has_consent``: only customer channels need it, an
 unsubscribe wins, and a profile that says nothing about a channel allows it. Because the
@@ -24,6 +25,9 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from channels.idempotency import DeliveryLedger
+from channels.policy import contacted_key
+from channels.schedule import Schedule
 from core.model import Event, Profile
 from core.policy import CUSTOMER_CHANNELS
 
@@ -80,7 +84,7 @@ class ContactBook:
 
     async def on_profile(self, customer_id: str, profile: Profile | None) -> None:
         if profile is None:
-            await self._redis.delete(contact_key(customer_id), optout_key(customer_id))
+            await forget_customer(self._redis, customer_id)
         else:
             await self._redis.set(contact_key(customer_id), orjson.dumps(_profile_fields(profile)))
 
@@ -101,3 +105,31 @@ class ContactBook:
             raw, optouts = await pipe.execute()
         profile = orjson.loads(raw) if raw else None
         return Contact(profile, frozenset(o.decode() for o in optouts))
+
+
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    """What :func:`forget_customer` removed."""
+
+    keys: int  # contact, opt-outs and frequency-cap history: keys that existed
+    dropped: tuple[str, ...]  # action ids of queued messages that will not be sent
+
+
+async def forget_customer(redis: Redis, customer_id: str) -> Forgotten:
+    """Delete everything Redis holds about ``customer_id``; safe to repeat.
+
+    The contact (addresses, name, locale, consent), opt-outs, the frequency-cap history
+    (``kairos:contacted:``) and queued messages (``channels.schedule``). A dropped
+    message is marked done in the delivery ledger, so an ``actions`` record read again
+    after a restart is not queued again. Ledger keys are per ``action_id`` and hold a
+    state, or for the moment between a send and its ``deliveries`` record, that record
+    (``customer_id``, outcome, no address); they expire after 7 days.
+    """
+    keys = await redis.delete(
+        contact_key(customer_id), optout_key(customer_id), contacted_key(customer_id)
+    )
+    dropped = await Schedule(redis, lease_ms=0).drop_customer(customer_id)
+    ledger = DeliveryLedger(redis, lease_ms=0)
+    for action_id in dropped:
+        await ledger.done(action_id)
+    return Forgotten(int(keys), tuple(dropped))

@@ -83,3 +83,21 @@ class Schedule:
 
     async def size(self) -> int:
         return int(await self._redis.zcard(DUE_KEY))
+
+    async def drop_customer(self, customer_id: str) -> list[str]:
+        """Remove every queued entry of ``customer_id`` (forgetting them); returns their ids.
+
+        A scan of the queue (``HSCAN``, never blocking Redis): forgetting is rare.
+        """
+        needle = orjson.dumps(customer_id)  # the quoted JSON string, a cheap first filter
+        doomed = [
+            action_id
+            async for action_id, body in self._redis.hscan_iter(ACTIONS_KEY, count=1000)
+            if needle in body and orjson.loads(body).get("customer_id") == customer_id
+        ]
+        if doomed:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(DUE_KEY, *doomed)
+                pipe.hdel(ACTIONS_KEY, *doomed)
+                await pipe.execute()
+        return [a.decode() if isinstance(a, bytes) else a for a in doomed]

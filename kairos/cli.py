@@ -20,6 +20,7 @@ COMMANDS = {
     "replay": ("kairos.replay", "run the core offline over event files and report what fires"),
     "triggers": ("kairos.triggers_cli", "validate, list, switch and tune triggers, live"),
     "report": ("kairos.report", "per-trigger effect: sent vs held out, uplift with 95%% CI"),
+    "forget": ("kairos.forget", "forget a customer: tombstone their profile, clear Redis"),
 }
 
 
@@ -37,7 +38,13 @@ def main(argv: list[str] | None = None) -> int:
             modules[name] = importlib.import_module(module_name)
             modules[name].configure(sp)
     args = parser.parse_args(argv)
-    return int(modules[args.command].run(args) or 0)
+    from stream.security import SecuritySettingsError
+
+    try:
+        return int(modules[args.command].run(args) or 0)
+    except SecuritySettingsError as exc:  # a bad KAIROS_KAFKA_* / KAIROS_REDIS_SSL_* value
+        print(f"kairos {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
