@@ -18,6 +18,7 @@ impossible, and the error says which.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,6 +38,13 @@ SCORE_RANGE = {"nps": (0, 10), "review": (0, 5)}
 _SECONDS = (MIN_TS // 1000, MAX_TS // 1000)
 _MICROS = (MIN_TS * 1000, MAX_TS * 1000)
 _CURRENCIES: set[str] = set()  # codes seen valid: one lookup for the common case
+# ISO-8601 as RFC 3339 writes it (the JSON Schema's pattern): date, time, offset.
+_ISO = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
+_ISO_LOCAL = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?"
+)
 _SUB_CHANNELS = frozenset({"email", "sms", "push", "all"})
 _ENGAGEMENT_CLICKS = frozenset(
     {"email_open", "email_click", "push_open", "sms_click", "in_app_click"}
@@ -90,7 +98,7 @@ def _number(obj: dict[str, Any], name: str) -> float | None:
 
 
 def _quantity(obj: dict[str, Any], name: str = "quantity") -> int | None:
-    value = obj.get(name)
+    value = _whole(obj.get(name))
     if value is None:
         return None
     if type(value) is not int:
@@ -101,6 +109,13 @@ def _quantity(obj: dict[str, Any], name: str = "quantity") -> int | None:
         raise _Invalid(
             "wrong_value", f"field '{name}' must be at most {MAX_QUANTITY:,}, got {value}"
         )
+    return value
+
+
+def _whole(value: Any) -> Any:
+    """``2.0`` as ``2``: JSON has one number type, and JSON Schema's integer includes 2.0."""
+    if type(value) is float and value.is_integer():
+        return int(value)
     return value
 
 
@@ -149,27 +164,38 @@ def _kind(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
-def parse_ts(value: Any) -> int:
+def parse_ts(value: Any, name: str = "ts") -> int:
     """Epoch milliseconds from an integer (ms) or an ISO-8601 string with an offset."""
+    value = _whole(value)
     if type(value) is int:
         ts = value
     elif type(value) is str:
+        if _ISO_LOCAL.fullmatch(value):
+            raise _Invalid(
+                "bad_ts", f"field '{name}' needs a UTC offset (e.g. +00:00 or Z): {value[:40]!r}"
+            )
         try:
+            if not _ISO.fullmatch(value):
+                raise ValueError(value)
             parsed = datetime.fromisoformat(value)
         except ValueError:
-            raise _Invalid("bad_ts", f"field 'ts' is not an ISO-8601 time: {value!r}") from None
-        if parsed.tzinfo is None:
-            raise _Invalid("bad_ts", f"field 'ts' needs a UTC offset (e.g. +00:00 or Z): {value!r}")
-        ts = int(parsed.timestamp() * 1000)
+            raise _Invalid(
+                "bad_ts",
+                f"field '{name}' is not an ISO-8601 time like 2026-01-08T12:00:00Z: {value[:40]!r}",
+            ) from None
+        try:
+            ts = int(parsed.timestamp() * 1000)
+        except (OverflowError, ValueError):  # year 1 or 9999 shifted out of range by its offset
+            raise _Invalid("bad_ts", f"field '{name}' {value!r} is out of range") from None
     elif value is None:
-        raise _Invalid("missing_field", "missing required field 'ts'")
+        raise _Invalid("missing_field", f"missing required field '{name}'")
     else:
         raise _Invalid(
             "wrong_type",
-            f"field 'ts' must be epoch milliseconds or an ISO-8601 string, got {_kind(value)}",
+            f"field '{name}' must be epoch milliseconds or an ISO-8601 string, got {_kind(value)}",
         )
     if not MIN_TS <= ts <= MAX_TS:
-        raise _Invalid("bad_ts", f"field 'ts' {value!r} {_ts_mistake(ts)}")
+        raise _Invalid("bad_ts", f"field '{name}' {value!r} {_ts_mistake(ts)}")
     return ts
 
 
@@ -364,10 +390,12 @@ def decode_profile(raw: bytes | None, key: bytes | None) -> tuple[str, Profile |
 
 
 def profile_from_dict(obj: dict[str, Any]) -> Profile:
-    consent = obj.get("consent") or {}
+    consent = obj.get("consent")
+    consent = {} if consent is None else consent
     if type(consent) is not dict or any(type(v) is not bool for v in consent.values()):
         raise _Invalid("wrong_type", "field 'consent' must be an object of booleans")
-    attributes = obj.get("attributes") or {}
+    attributes = obj.get("attributes")
+    attributes = {} if attributes is None else attributes
     if type(attributes) is not dict:
         raise _Invalid(
             "wrong_type", f"field 'attributes' must be an object, got {_kind(attributes)}"
@@ -381,5 +409,5 @@ def profile_from_dict(obj: dict[str, Any]) -> Profile:
         locale=_text(obj, "locale"),
         consent=consent,
         attributes=attributes,
-        updated_at=parse_ts(updated) if updated is not None else 0,
+        updated_at=parse_ts(updated, "updated_at") if updated is not None else 0,
     )
