@@ -164,7 +164,11 @@ async def _follow(bootstrap: str, topic: str, on_record: Any) -> None:
     """Read ``topic`` from the start without a consumer group, calling ``on_record``."""
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    from stream.security import kafka_client_kwargs
+
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", **kafka_client_kwargs()
+    )
     await consumer.start()
     try:
         async for message in consumer:

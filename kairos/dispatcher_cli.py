@@ -55,12 +55,13 @@ def build(settings: Any) -> Any:
     from state.live_config import ConfigWatcher
     from stream.app import create_app
     from stream.output import Output
+    from stream.security import kafka_client_kwargs, redis_kwargs
 
     metrics.start_error_series()
     dsettings = DispatchSettings.from_env()
     app_settings = dataclasses.replace(settings, app_id=f"{settings.app_id}-dispatcher")
     app = create_app(app_settings)
-    redis = aioredis.from_url(settings.redis_url)
+    redis = aioredis.from_url(settings.redis_url, **redis_kwargs(settings.redis_url))
     retry = retry_policy_from_env()
     lease = lease_ms(retry)
     pool = ChannelPool(
@@ -81,7 +82,9 @@ def build(settings: Any) -> Any:
         ledger=DeliveryLedger(redis, lease_ms=lease),
         policy=ContactPolicy(redis),
         contacts=contacts,
-        output=Output(settings.bootstrap, client_id=app_settings.app_id),
+        output=Output(
+            settings.bootstrap, client_id=app_settings.app_id, client_kwargs=kafka_client_kwargs()
+        ),
         settings=dsettings,
     )
     install(app, dispatcher, contacts, watcher)

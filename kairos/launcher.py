@@ -224,9 +224,13 @@ async def create_topics(
     """
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+    from stream.security import kafka_client_kwargs
+
     topic_config = DEFAULT_TOPIC_CONFIG if config is None else config
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=_bootstrap(bootstrap), request_timeout_ms=int(timeout * 1000)
+        bootstrap_servers=_bootstrap(bootstrap),
+        request_timeout_ms=int(timeout * 1000),
+        **kafka_client_kwargs(),  # an external $BROKER_URL may need SASL / TLS
     )
     await admin.start()
     try:

@@ -61,7 +61,9 @@ def read_records(
 async def publish(path: str, bootstrap: str, include_invalid: bool) -> tuple[int, list[str]]:
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    from stream.security import kafka_client_kwargs
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, **kafka_client_kwargs())
     await producer.start()
     sent, problems = 0, []
     try:

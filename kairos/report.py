@@ -31,8 +31,13 @@ async def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[
     """Every JSON record of ``topic`` from its beginning to the end offsets seen at start."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
+    from stream.security import kafka_client_kwargs
+
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        **kafka_client_kwargs(),
     )
     await consumer.start()
     records: list[dict[str, Any] | None] = []

@@ -184,9 +184,11 @@ async def publish_live(
     """Publish at ``rate`` events/s for ``duration`` s (or until ``stop``); returns the count."""
     from aiokafka import AIOKafkaProducer
 
+    from stream.security import kafka_client_kwargs
+
     traffic = Traffic(customers, seed)
     rng = random.Random(seed + 1)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, **kafka_client_kwargs())
     await producer.start()
     sent, started = 0, time.monotonic()
     try:

@@ -19,6 +19,7 @@ import redis
 from core.config import TRIGGER_TYPES, Config
 from core.config_file import ConfigError, parse_config
 from state import live_config as live
+from stream.security import redact_url, redis_kwargs
 
 DEFAULT_CONFIG = "config/triggers.yaml"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return command(args)
     except redis.RedisError as exc:
-        url = _redis_url(args)
+        url = redact_url(_redis_url(args))  # a URL may carry the password
         print(f"error: Redis at {url} is unavailable ({exc}); nothing changed", file=sys.stderr)
         return 1
 
@@ -257,7 +258,10 @@ def _redis_url(args: argparse.Namespace) -> str:
 
 
 def _client(args: argparse.Namespace) -> redis.Redis:
-    return redis.Redis.from_url(_redis_url(args), socket_timeout=5, socket_connect_timeout=5)
+    url = _redis_url(args)
+    return redis.Redis.from_url(
+        url, socket_timeout=5, socket_connect_timeout=5, **redis_kwargs(url)
+    )
 
 
 def _by(args: argparse.Namespace) -> str:

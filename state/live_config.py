@@ -53,6 +53,7 @@ import yaml
 from core.config import Config
 from core.config_file import ConfigError, Problem, config_to_dict, parse_config
 from monitoring import metrics
+from stream.security import redis_kwargs
 
 log = logging.getLogger("kairos.config")
 
@@ -245,7 +246,10 @@ class ConfigWatcher:
             self._file_cfg = fallback
         try:
             client = redis.Redis.from_url(
-                self.redis_url, socket_timeout=2, socket_connect_timeout=2
+                self.redis_url,
+                socket_timeout=2,
+                socket_connect_timeout=2,
+                **redis_kwargs(self.redis_url),
             )
             try:
                 self._overrides = read_overrides(client)
