@@ -156,31 +156,41 @@ class Aligner:
         self, partition: int, task: list[Hashable], highwater: Callable[[Hashable], int | None]
     ) -> Iterator[Any]:
         lanes = self._lanes
+        lagging: dict[Hashable, bool] = {}  # empty lanes with more on the broker, asked once
         while True:
-            head_lane: _Lane | None = None
-            head_ts = 0.0
+            busy = [lanes[tp] for tp in task if lanes[tp].records]
+            if not busy:
+                self._blocked_since.pop(partition, None)
+                return
             waiting = False
             for tp in task:
                 lane = lanes[tp]
-                if lane.records:
-                    ts = lane.records[0].timestamp or 0.0
-                    if head_lane is None or ts < head_ts:
-                        head_lane, head_ts = lane, ts
-                elif tp.topic in self.aligned_topics and self._has_more(tp, lane, highwater):  # type: ignore[attr-defined]
-                    waiting = True
-            if head_lane is None:
-                self._blocked_since.pop(partition, None)
-                return
-            if waiting and head_lane.records[0].topic in self.aligned_topics:
+                if not lane.records:
+                    more = lagging.get(tp)
+                    if more is None:
+                        more = lagging[tp] = self._has_more(tp, lane, highwater)
+                    waiting = waiting or more
+            if waiting:
                 since = self._blocked_since.setdefault(partition, self._clock())
                 if self._clock() - since < self.max_idle_s:
                     return  # wait for the lagging partition's records to arrive
             else:
                 self._blocked_since.pop(partition, None)
-            record = head_lane.records[0]
-            yield record
-            if head_lane.records and head_lane.records[0] is record:
-                return  # not handed on (the caller stopped): it stays at the head
+            if len(busy) == 1:  # the usual case live: hand on the one lane's run in order
+                lane = busy[0]
+                while lane.records:
+                    record = lane.records[0]
+                    yield record
+                    if lane.records and lane.records[0] is record:
+                        return  # not handed on (the caller stopped): it stays at the head
+                continue
+            busy.sort(key=_head_timestamp)
+            head, until = busy[0], _head_timestamp(busy[1])
+            while head.records and (head.records[0].timestamp or 0.0) <= until:
+                record = head.records[0]  # its run up to the next lane's head, in one go
+                yield record
+                if head.records and head.records[0] is record:
+                    return
 
     def delivered(self, record: Any) -> None:
         lane = self._lanes[record.tp]
@@ -203,3 +213,7 @@ class Aligner:
             lane = self._lanes[tp] = _Lane()
             self._tasks.setdefault(tp.partition, []).append(tp)  # type: ignore[attr-defined]
         return lane
+
+
+def _head_timestamp(lane: _Lane) -> float:
+    return lane.records[0].timestamp or 0.0
