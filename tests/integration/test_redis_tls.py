@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from live_stack import kairos, log_text, start, wait_until
+from live_stack import kairos, log_text, make_pki, start, wait_until
 
 from kairos.launcher import LOOPBACK, Broker, free_port, resolve_redis_bin
 
@@ -31,28 +31,11 @@ pytestmark = pytest.mark.integration
 PASSWORD = f"tls-redis-pw-{uuid.uuid4().hex[:8]}"
 
 
-def openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def pki() -> dict[str, str]:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate, both CA-signed."""
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not on PATH: cannot make the test certificates")
-    d = Path(tempfile.mkdtemp(prefix="kairos-pki-"))
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-            "/CN=kairos test CA", "-keyout", f"{d}/ca.key", "-out", f"{d}/ca.pem")  # fmt: skip
-    for name, extra in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "")):
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
-                "-keyout", f"{d}/{name}.key", "-out", f"{d}/{name}.csr")  # fmt: skip
-        (d / f"{name}.ext").write_text(extra + "\n" if extra else "basicConstraints=CA:FALSE\n")
-        openssl("x509", "-req", "-in", f"{d}/{name}.csr", "-CA", f"{d}/ca.pem",
-                "-CAkey", f"{d}/ca.key", "-CAcreateserial", "-days", "1",
-                "-extfile", f"{d}/{name}.ext", "-out", f"{d}/{name}.pem")  # fmt: skip
-    return {
-        n: str(d / n) for n in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")
-    }
+    return make_pki(Path(tempfile.mkdtemp(prefix="kairos-pki-")))
 
 
 @dataclass
