@@ -23,8 +23,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from channels.dispatch import lease_ms
-from channels.settings import retry_policy_from_env
 from kairos.launcher import create_topics
 from stream import topics
 
@@ -48,8 +46,7 @@ TERMINAL_OUTCOMES = frozenset(
         "suppressed_frequency_cap",
     }
 )
-# Short delivery retries keep the dispatcher's lease (how long before an interrupted
-# delivery is looked at again) near 40 s instead of minutes: see ``lease_s``.
+# Short delivery retries: a run must not wait minutes on a provider's backoff.
 DELIVERY_ENV = {
     "KAIROS_DELIVERY_MAX_ATTEMPTS": "3",
     "KAIROS_DELIVERY_BASE_DELAY": "0.2",
@@ -92,11 +89,6 @@ class Harness:
     def bootstrap(self) -> str:
         """Through the proxy: the only address the broker advertises."""
         return self.proxy.address
-
-    @property
-    def lease_s(self) -> float:
-        """How long the dispatcher waits before it looks at an interrupted delivery again."""
-        return lease_ms(retry_policy_from_env(DELIVERY_ENV)) / 1000
 
     def kairos_env(self) -> dict[str, str]:
         assert self.redis is not None
