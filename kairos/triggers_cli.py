@@ -121,10 +121,11 @@ def _list(args: argparse.Namespace) -> int:
     file_cfg = _file_config(path)
     try:
         overrides = live.read_overrides(_client(args))
-        where = f"{len(overrides)} live override(s) from {_redis_url(args)}"
+        where = f"{len(overrides)} live override(s) from {redact_url(_redis_url(args))}"
     except redis.RedisError as exc:
         overrides = {}
-        where = f"live overrides unknown: Redis at {_redis_url(args)} unavailable ({exc})"
+        url = redact_url(_redis_url(args))
+        where = f"live overrides unknown: Redis at {url} unavailable ({exc})"
         print(f"warning: {where}", file=sys.stderr)
     cfg, problems = live.apply_overrides(file_cfg, overrides)
     for problem in problems:

@@ -343,3 +343,14 @@ def test_a_worker_refused_by_sasl_logs_the_failure_not_the_password(tmp_path: Pa
     assert "_do_sasl_handshake" in output or "SaslAuthenticationFailed" in output, output[-3000:]
     forms = [password, basic_auth("kairos", password), REDIS_PASSWORD]
     assert not [form for form in forms if form in output]
+
+
+def test_triggers_command_never_prints_the_redis_password(stack: Stack) -> None:
+    shown = kairos("triggers", "list", "--redis", stack.redis.url, env={})
+    assert shown.returncode == 0, shown.stderr
+    assert "live override(s) from redis://:***@" in shown.stdout
+    down = f"redis://:{REDIS_PASSWORD}@127.0.0.1:{free_port()}/0"
+    for args in (["list"], ["disable", "welcome"]):
+        failed = kairos("triggers", *args, "--redis", down, env={})
+        assert "redis://:***@" in failed.stderr, failed.stderr
+        assert REDIS_PASSWORD not in failed.stdout + failed.stderr
