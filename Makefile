@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install demo test test-unit lint format bench bench-quick clean
+.PHONY: install demo test test-unit lint format bench bench-quick soak clean
 
 $(VENV)/.installed: pyproject.toml
 	test -d $(VENV) || python3 -m venv $(VENV)
@@ -38,6 +38,10 @@ bench: install  ## the full benchmark table (about 10 minutes)
 bench-quick: install  ## the same table on smaller sizes (under 3 minutes)
 	$(PIP) install -q -e '.[bench]'
 	$(PY) -m bench.run --quick
+
+RUNS ?= 1
+soak: install  ## every fault scenario at full scale, RUNS times (make soak RUNS=10): var/faults/soak.md
+	$(PY) -m tests.faults.soak --runs $(RUNS)
 
 clean:
 	rm -rf var build dist *.egg-info .pytest_cache .ruff_cache
