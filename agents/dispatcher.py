@@ -10,16 +10,18 @@ after ``accept`` wrote it to the Redis schedule; a committed offset therefore ne
 ahead of an action that is not safely queued. From there the schedule (leases), the
 ledger (``channels.idempotency``) and the ``deliveries`` record take over: a crash
 re-delivers from Kafka what was not committed (skipped by the ledger) and re-leases
-from Redis what was not finished. Redis must persist (AOF ``appendfsync everysec`` in
+from Redis what was not finished: the ``keep_leases`` task renews the short leases of
+what this process holds, so a killed dispatcher's entries come back within about a lease
+(``KAIROS_DISPATCH_LEASE``). On SIGTERM, ``Dispatcher.shutdown`` runs before the
+output producer stops: sends in progress finish (``KAIROS_DISPATCH_DRAIN``), the rest is
+handed back at once. Redis must persist (AOF ``appendfsync everysec`` in
 production) for this to hold across a Redis restart; losing Redis loses queued and
 deferred actions and the idempotency keys.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -27,6 +29,7 @@ import redis
 
 from channels.contacts import ContactBook
 from channels.dispatch import Dispatcher
+from channels.resilience import until_redis_answers
 from monitoring import metrics
 from state.live_config import ConfigWatcher
 from stream import topics
@@ -34,27 +37,6 @@ from stream.app import KairosApp, raw_topics
 from stream.events import Rejection, decode_event, decode_profile
 
 log = logging.getLogger("kairos.dispatcher")
-
-SHUTDOWN_DRAIN_S = 10.0
-REDIS_RETRY_MAX_S = 5.0
-
-
-async def until_redis_answers(operation: str, call: Callable[[], Awaitable[Any]]) -> Any:
-    """Retry ``call`` while Redis is unreachable, counting each failure.
-
-    The agent must not finish (and so ack) a record that is not safely in Redis, so
-    consumption waits here: lag grows and the Redis-errors alert fires instead of
-    actions being lost.
-    """
-    delay = 0.1
-    while True:
-        try:
-            return await call()
-        except (redis.RedisError, OSError) as exc:
-            metrics.REDIS_ERRORS.labels(operation).inc()
-            log.warning("redis %s failed (%s); retrying in %.1fs", operation, exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, REDIS_RETRY_MAX_S)
 
 
 async def on_record(
@@ -105,11 +87,13 @@ def install(
             log.warning("redis schedule unavailable: %s", exc)
 
     @app.task
+    async def keep_leases() -> None:  # runs until Faust cancels its tasks, after the drain
+        await dispatcher.keep_leases()
+
+    @app.task
     async def follow_config() -> None:
         await watcher.run()
 
     @app.on_before_shutdown.connect
     async def drain(sender: Any, **kwargs: Any) -> None:
-        await dispatcher.drain(SHUTDOWN_DRAIN_S)
-        await dispatcher.output.flush()
-        await dispatcher.close()
+        await dispatcher.shutdown()

@@ -8,14 +8,34 @@ side):
    ``deferred_quiet_hours`` for ``payload.deliver_at`` (recorded once as
    ``deferred_quiet_hours``); every other status was already decided by the worker and
    is ignored. Actions the ``DeliveryLedger`` has seen are not queued again.
-2. ``tick`` (a timer) takes due entries under a lease and delivers them in background
-   tasks, one task per customer (that customer's entries in priority order), at most
-   ``max_inflight`` entries at a time; channels are bounded by ``ChannelPool``.
-3. Per entry: claim in the ledger; re-check the trigger is still enabled (``disabled``)
-   and the customer's consent (``suppressed_consent``); on capped channels, admit through
-   ``ContactPolicy`` (``suppressed_priority``, or ``deferred_frequency_cap`` until the cap
-   frees up, or ``suppressed_frequency_cap`` when the offer's ``expires_at`` comes
-   first); render; send with retries, timeout, backoff and the circuit breaker; record.
+2. ``tick`` (a timer) takes due entries under a short lease and delivers them in
+   background tasks, one task per customer (that customer's entries in priority order),
+   at most ``max_inflight`` entries at a time; channels are bounded by ``ChannelPool``.
+   ``keep_leases`` renews the leases of every entry this process still holds.
+3. Per entry: look at the ledger (finished, or another dispatcher mid-send: skip); re-check
+   the trigger is still enabled (``disabled``) and the customer's consent
+   (``suppressed_consent``); on capped channels, admit through ``ContactPolicy``
+   (``suppressed_priority``, or ``deferred_frequency_cap`` until the cap frees up, or
+   ``suppressed_frequency_cap`` when the offer's ``expires_at`` comes first); render;
+   send with retries, timeout, backoff and the circuit breaker, marking the attempt in
+   the ledger only once a channel slot is held, right before the provider call; record
+   the outcome in the ledger (retried until Redis answers), then on ``deliveries``.
+
+Crashes: at least once towards providers, with the ``action_id`` as idempotency key
+(``channels.idempotency``). A dispatcher killed at any point loses nothing: its entries
+come back within about a lease and are sent by whoever takes them; one that may already
+have reached the provider is sent again with ``maybe_resent: true`` on its ``deliveries``
+record and ``kairos_deliveries_resent_total`` counted. ``dead`` only ever means the
+provider kept failing (or its circuit was open).
+
+Shutdown (``shutdown``, on SIGTERM): take no new entries, hand back at once the ones not
+yet at the provider, let sends in progress finish for up to ``KAIROS_DISPATCH_DRAIN``
+seconds and publish their records; what is still running then is cancelled and handed
+back, its attempt marked interrupted so the next dispatcher resends it (flagged) at once.
+
+Redis: one client shared by every delivery, on a ``BlockingConnectionPool`` of
+``max_inflight`` + ``REDIS_POOL_SPARE`` connections (``redis_pool_size``); a caller that
+finds it exhausted waits (up to ``REDIS_POOL_WAIT_S``) instead of failing.
 
 ``deliveries`` records keep the contract's fields and add ``trigger``, ``customer_id``,
 ``reason`` and ``deliver_at`` (deferrals). Outcomes beyond the contract's four
@@ -39,6 +59,10 @@ KAIROS_CIRCUIT_FAILURES         consecutive failures that open a channel's circu
 KAIROS_CIRCUIT_COOLDOWN         seconds before a half-open probe (``30``)
 KAIROS_DISPATCH_TICK            seconds between looks at the schedule (``0.1``)
 KAIROS_DISPATCH_MAX_INFLIGHT    entries being delivered at once per process (``1000``)
+KAIROS_DISPATCH_LEASE           seconds an entry stays with its dispatcher without a
+                                renewal (``10``; renewed every third of it): a
+                                killed dispatcher's entries come back after about this
+KAIROS_DISPATCH_DRAIN           seconds a SIGTERM waits for sends in progress (``10``)
 ==============================  ====================================================
 
 plus the ``KAIROS_DELIVERY_*`` retry settings and the channel variables of
@@ -51,25 +75,34 @@ import asyncio
 import logging
 import os
 import time
+import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+import redis
 
 from channels.base import Message
 from channels.contacts import Contact, ContactBook
 from channels.idempotency import DeliveryLedger
 from channels.policy import ContactPolicy
-from channels.resilience import ChannelPool, DeliveryOutcome, RetryPolicy
+from channels.resilience import ChannelPool, DeliveryOutcome, until_redis_answers
 from channels.schedule import Schedule
 from core.config import Config
 from core.templates import render
-from monitoring.metrics import DELIVERIES
+from monitoring.metrics import DELIVERIES, DELIVERIES_RESENT, REDIS_ERRORS
 from stream import topics
 
 log = logging.getLogger("kairos.dispatch")
 
 QUEUED_STATUSES = frozenset({"send", "deferred_quiet_hours"})
+REDIS_POOL_SPARE = 32  # connections beyond one per delivery: intake, leases, config, contacts
+REDIS_POOL_WAIT_S = 10.0
+RESENT_REASON = (
+    "possibly sent before: a dispatcher stopped while sending it; sent again with the same "
+    "action_id (idempotency key)"
+)
 
 
 def now_ms() -> int:
@@ -81,6 +114,22 @@ class Publisher(Protocol):
     async def flush(self) -> None: ...
 
 
+class DispatchSettingsError(ValueError):
+    """A dispatcher setting from the environment that cannot be used."""
+
+
+def _seconds(env: Mapping[str, str], name: str, default: str, *, zero_ok: bool) -> float:
+    raw = env.get(name, default)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 or (zero_ok and value == 0)):
+        bound = ">= 0" if zero_ok else "> 0"
+        raise DispatchSettingsError(f"{name} must be a number of seconds {bound}, got {raw!r}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class DispatchSettings:
     metrics_port: int = 9101
@@ -90,6 +139,8 @@ class DispatchSettings:
     circuit_cooldown_s: float = 30.0
     tick_s: float = 0.1
     max_inflight: int = 1000
+    lease_s: float = 10.0
+    drain_s: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DispatchSettings:
@@ -102,13 +153,41 @@ class DispatchSettings:
             circuit_cooldown_s=float(e.get("KAIROS_CIRCUIT_COOLDOWN", "30")),
             tick_s=float(e.get("KAIROS_DISPATCH_TICK", "0.1")),
             max_inflight=int(e.get("KAIROS_DISPATCH_MAX_INFLIGHT", "1000")),
+            lease_s=_seconds(e, "KAIROS_DISPATCH_LEASE", "10", zero_ok=False),
+            drain_s=_seconds(e, "KAIROS_DISPATCH_DRAIN", "10", zero_ok=True),
         )
 
+    @property
+    def lease_ms(self) -> int:
+        return int(self.lease_s * 1000)
 
-def lease_ms(policy: RetryPolicy) -> int:
-    """Longer than any one delivery can take: every attempt timing out, every backoff max."""
-    worst = policy.max_attempts * (policy.attempt_timeout_s + policy.max_delay_s)
-    return int((worst + 30) * 1000)
+
+def lease_ms(_policy: object = None) -> int:
+    """The configured lease (``KAIROS_DISPATCH_LEASE``): how long a killed dispatcher's
+    entries wait before another takes them. Leases are renewed, so unlike before they no
+    longer depend on the retry policy (the argument is ignored)."""
+    return DispatchSettings.from_env().lease_ms
+
+
+def redis_pool_size(settings: DispatchSettings) -> int:
+    """Every delivery in flight may hold one Redis connection at a time, plus the rest."""
+    return settings.max_inflight + REDIS_POOL_SPARE
+
+
+class NotSending(Exception):
+    """Raised right before a provider call that must not happen (``reason`` says why)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """One delivery's progress towards the provider."""
+
+    started: bool = False  # a provider call was (about to be) made
+    resent: bool = False  # an earlier dispatcher may have made it already
 
 
 def render_message(action: Mapping[str, Any], template: str, contact: Contact) -> tuple[str, str]:
@@ -136,6 +215,7 @@ def delivery_record(
     error: str | None = None,
     reason: str = "",
     deliver_at: int | None = None,
+    maybe_resent: bool = False,
 ) -> dict[str, Any]:
     """A ``deliveries`` record: the contract's fields first, then the extensions."""
     return {
@@ -150,10 +230,13 @@ def delivery_record(
         "customer_id": action.get("customer_id"),
         "reason": reason,
         "deliver_at": deliver_at,
+        "maybe_resent": maybe_resent,
     }
 
 
-def outcome_record(action: Mapping[str, Any], result: DeliveryOutcome) -> dict[str, Any]:
+def outcome_record(
+    action: Mapping[str, Any], result: DeliveryOutcome, *, maybe_resent: bool = False
+) -> dict[str, Any]:
     record = delivery_record(
         action,
         result.outcome,
@@ -161,6 +244,8 @@ def outcome_record(action: Mapping[str, Any], result: DeliveryOutcome) -> dict[s
         attempts=result.attempts,
         latency_ms=result.latency_ms,
         error=result.error,
+        reason=RESENT_REASON if maybe_resent else "",
+        maybe_resent=maybe_resent,
     )
     record["at"] = result.at
     return record
@@ -178,6 +263,7 @@ class Dispatcher:
         contacts: ContactBook,
         output: Publisher,
         settings: DispatchSettings,
+        owner: str | None = None,
     ) -> None:
         self.config = config
         self.pool = pool
@@ -187,8 +273,12 @@ class Dispatcher:
         self.contacts = contacts
         self.output = output
         self.settings = settings
+        self.owner = owner or uuid.uuid4().hex[:12]  # names this process's attempt marks
         self._tasks: set[asyncio.Task[None]] = set()
-        self._inflight = 0
+        self._held: set[str] = set()  # entries leased to this process, not finished
+        self._closing = False
+        # Renewals and hand-backs take turns, so a renewal never undoes a hand-back.
+        self._leases = asyncio.Lock()
 
     # --- intake: called by the agent, before the offset may be committed -------
     async def accept(self, action: dict[str, Any]) -> None:
@@ -210,64 +300,123 @@ class Dispatcher:
     # --- the loop over due entries ---------------------------------------------
     async def tick(self) -> int:
         """Start delivering what is due; returns how many entries were taken."""
-        room = self.settings.max_inflight - self._inflight
+        if self._closing:
+            return 0
+        room = self.settings.max_inflight - len(self._held)
         entries = await self.schedule.pop_due(now_ms(), room)
+        # An entry already held here came back because a renewal failed: it is running.
+        entries = [e for e in entries if e["action_id"] not in self._held]
         if not entries:
             return 0
+        if self._closing:  # shutdown began while they were being taken
+            await self._hand_back([e["action_id"] for e in entries])
+            return 0
+        self._held.update(e["action_id"] for e in entries)
         per_customer: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for entry in entries:
             per_customer[entry.get("customer_id", "")].append(entry)
         for group in per_customer.values():
-            self._inflight += len(group)
             task = asyncio.create_task(self._run_group(group))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return len(entries)
 
-    async def drain(self, timeout_s: float) -> None:
-        """Let running deliveries finish (shutdown); unfinished ones come back by lease."""
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=timeout_s)
-
     @property
     def inflight(self) -> int:
-        return self._inflight
+        return len(self._held)
 
     async def _run_group(self, group: list[dict[str, Any]]) -> None:
         cfg = self.config()
         group.sort(key=lambda a: -self._priority(cfg, a))  # the winner goes first
-        for action in group:
+        for i, action in enumerate(group):
+            if self._closing:  # not started: another dispatcher takes them now
+                await self._hand_back([a["action_id"] for a in group[i:]])
+                return
+            action_id = action["action_id"]
             try:
                 await self.handle(action, cfg)
+            except (redis.RedisError, OSError) as exc:  # the lease brings the entry back
+                REDIS_ERRORS.labels("delivery").inc()
+                log.warning("delivering action %s: redis unavailable (%s)", action_id, exc)
             except Exception:  # a bug: log with context; the lease brings the entry back
-                log.exception("delivering action %s failed", action.get("action_id"))
-            finally:
-                self._inflight -= 1
+                log.exception("delivering action %s failed", action_id)
+            # Cancelled (shutdown gave up waiting) skips this: ``shutdown`` hands it back.
+            self._held.discard(action_id)
 
     @staticmethod
     def _priority(cfg: Config, action: Mapping[str, Any]) -> int:
         tcfg = cfg.triggers.get(action.get("trigger", ""))
         return tcfg.priority if tcfg is not None else 0
 
+    # --- leases ------------------------------------------------------------------
+    async def keep_leases(self) -> None:
+        """Renew held entries every third of a lease, for as long as the process runs."""
+        while True:
+            await asyncio.sleep(self.settings.lease_s / 3)
+            await self.renew_leases()
+
+    async def renew_leases(self) -> None:
+        async with self._leases:
+            if not self._held:
+                return
+            held, now = list(self._held), now_ms()
+            try:
+                # Marks first: an entry whose lease lapses finds its attempt already stale.
+                await self.ledger.renew(held, self.owner, now)
+                await self.schedule.renew(held, now)
+            except (redis.RedisError, OSError) as exc:
+                REDIS_ERRORS.labels("lease").inc()
+                log.warning("renewing %d leases failed (%s)", len(held), exc)
+
+    async def _hand_back(self, action_ids: Collection[str], at: int | None = None) -> None:
+        """Stop holding entries; they are due again at ``at`` (now by default)."""
+        async with self._leases:
+            self._held.difference_update(action_ids)
+            try:
+                await self.schedule.release(action_ids, now_ms() if at is None else at)
+            except (redis.RedisError, OSError) as exc:  # their leases run out instead
+                REDIS_ERRORS.labels("lease").inc()
+                log.warning("handing back %d entries failed (%s)", len(action_ids), exc)
+
+    # --- shutdown ------------------------------------------------------------------
+    async def shutdown(self) -> None:
+        """SIGTERM: no new sends, finish those in progress (bounded), hand back the rest."""
+        self._closing = True
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=self.settings.drain_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        async with self._leases:
+            left, self._held = list(self._held), set()
+            if left:
+                log.warning("shutdown: %d deliveries did not finish; handed back", len(left))
+                try:
+                    await self.ledger.abandon(left, self.owner)  # resent at once, flagged
+                    await self.schedule.release(left, now_ms())
+                except (redis.RedisError, OSError) as exc:  # their leases run out instead
+                    REDIS_ERRORS.labels("lease").inc()
+                    log.warning("handing back %d entries failed (%s)", len(left), exc)
+        await self.output.flush()
+        await self.pool.close()
+
     # --- one entry ---------------------------------------------------------------
     async def handle(self, action: dict[str, Any], cfg: Config) -> None:
         action_id = action["action_id"]
         now = now_ms()
-        claim = await self.ledger.claim(action_id, now)
-        if claim.kind == "busy":
-            return  # another worker is on it; its lease brings it back if it dies
-        if claim.kind == "done":
-            await self.schedule.complete(action_id)
+        found = await self.ledger.check(action_id, self.owner, now)
+        if found.kind == "busy":  # another dispatcher is sending it: look when that goes stale
+            await self._hand_back([action_id], found.since + self.ledger.lease_ms)
             return
-        if claim.kind == "sent":  # crashed after sending, before recording
-            await self._publish(claim.record or {})
+        if found.kind == "done":
+            await until_redis_answers("schedule", lambda: self.schedule.complete(action_id))
+            return
+        if found.kind == "sent":  # sent, then stopped before recording
+            await self._publish(found.record or {})
             await self._finish(action_id)
             return
-        if claim.kind == "interrupted":
-            error = "delivery interrupted: the worker stopped mid-send; not resent (at most once)"
-            await self._record(action, "dead", error=error)
-            await self._finish(action_id)
-            return
+        # new, or an attempt nobody confirmed (``interrupted``): decide, then send
 
         channel, trigger = action["channel"], action["trigger"]
         tcfg = cfg.triggers.get(trigger)
@@ -314,35 +463,58 @@ class Dispatcher:
             payload=action.get("payload") or {},
             created_at=int(action.get("decided_at") or 0),
         )
+        attempt = _Attempt()
+
+        async def before_send() -> None:  # the channel slot is held: the provider is next
+            if self._closing and not attempt.started:
+                raise NotSending("closing")
+            claim = await self.ledger.claim(action_id, self.owner, now_ms())
+            if claim.kind in ("busy", "sent", "done"):
+                raise NotSending(claim.kind)
+            # Someone's attempt (ours too, if an earlier run here failed) came before this one.
+            earlier = claim.kind == "interrupted" or (claim.kind == "mine" and not attempt.started)
+            if earlier and not attempt.resent:
+                attempt.resent = True
+                DELIVERIES_RESENT.labels(channel=msg.channel).inc()
+            attempt.started = True
 
         async def on_retry(result: DeliveryOutcome) -> None:
-            await self.output.send(topics.DELIVERIES, action_id, outcome_record(action, result))
+            record = outcome_record(action, result, maybe_resent=attempt.resent)
+            await self.output.send(topics.DELIVERIES, action_id, record)
 
-        result = await self.pool.deliver(msg, on_retry=on_retry)
+        try:
+            result = await self.pool.deliver(msg, on_retry=on_retry, before_send=before_send)
+        except NotSending as stop:
+            if stop.reason == "closing":
+                await self._hand_back([action_id])
+            return  # busy: another dispatcher is sending it; sent, done: it finished it
+
+        # The provider answered: from here every write is retried until Redis answers.
+        record = outcome_record(action, result, maybe_resent=attempt.resent)
         if result.outcome != "delivered" and capped:
-            await self.policy.release(
-                customer_id=action["customer_id"],
-                action_id=action_id,
-                channel=channel,
-                trigger=trigger,
-                priority=priority,
+            await until_redis_answers(
+                "policy",
+                lambda: self.policy.release(
+                    customer_id=action["customer_id"],
+                    action_id=action_id,
+                    channel=channel,
+                    trigger=trigger,
+                    priority=priority,
+                ),
             )
-        record = outcome_record(action, result)
-        await self.ledger.sent(action_id, record)
+        await until_redis_answers("ledger", lambda: self.ledger.sent(action_id, record))
         await self._publish(record)
         await self._finish(action_id)
 
     async def _capped(self, action: dict[str, Any], free_at: int, cap: str) -> None:
         action_id = action["action_id"]
-        await self.ledger.release(action_id)
         expires_at = (action.get("payload") or {}).get("expires_at")
         if isinstance(expires_at, int | float) and expires_at <= free_at:
             reason = (
                 f"frequency cap {cap}: the offer expires at {int(expires_at)}, before {free_at}"
             )
             await self._record(action, "suppressed_frequency_cap", reason=reason)
-            await self.ledger.done(action_id)
-            await self.schedule.complete(action_id)
+            await self._finish(action_id)
             return
         await self.schedule.reschedule(action, free_at)
         reason = f"frequency cap {cap}: deferred until {free_at}"
@@ -358,8 +530,5 @@ class Dispatcher:
         await self.output.flush()
 
     async def _finish(self, action_id: str) -> None:
-        await self.ledger.done(action_id)
-        await self.schedule.complete(action_id)
-
-    async def close(self) -> None:
-        await self.pool.close()
+        await until_redis_answers("ledger", lambda: self.ledger.done(action_id))
+        await until_redis_answers("schedule", lambda: self.schedule.complete(action_id))

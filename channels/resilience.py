@@ -15,6 +15,14 @@ Metrics: ``kairos_deliveries_total{channel,outcome}`` counts final outcomes only
 ``deliver`` call); ``kairos_delivery_retries_total`` counts each retry;
 ``kairos_delivery_seconds`` observes decision (``Message.created_at``) to final outcome;
 ``kairos_circuit_open`` is 1 while a channel's breaker is open.
+
+``before_send`` is called with the channel's slot held, right before each provider call:
+the dispatcher marks the attempt in its ledger there, and no earlier, so an action that
+waited for a slot when its dispatcher died was never marked (see ``channels.idempotency``).
+It may raise to call the send off; the exception propagates out of ``deliver``.
+
+``until_redis_answers`` retries a Redis call until it succeeds: for writes that must not
+be lost, such as the outcome of a send that already happened.
 """
 
 from __future__ import annotations
@@ -22,17 +30,49 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+
+import redis
 
 from channels.base import Channel, DeliveryError, Message
-from monitoring.metrics import CIRCUIT_OPEN, DELIVERIES, DELIVERY_RETRIES, DELIVERY_SECONDS
+from monitoring.metrics import (
+    CIRCUIT_OPEN,
+    DELIVERIES,
+    DELIVERY_RETRIES,
+    DELIVERY_SECONDS,
+    REDIS_ERRORS,
+)
+
+log = logging.getLogger("kairos.dispatch")
 
 Outcome = Literal["delivered", "failed", "retrying", "dead"]
 OnRetry = Callable[["DeliveryOutcome"], Awaitable[None] | None]
+BeforeSend = Callable[[], Awaitable[None]]
+T = TypeVar("T")
+
+REDIS_RETRY_MAX_S = 5.0
+
+
+async def until_redis_answers(operation: str, call: Callable[[], Awaitable[T]]) -> T:
+    """Retry ``call`` while Redis is unreachable (or its pool busy), counting each failure.
+
+    Used where giving up would lose something: an action read from Kafka that is not yet
+    queued (its offset must not be committed), the outcome of a send that happened.
+    """
+    delay = 0.1
+    while True:
+        try:
+            return await call()
+        except (redis.RedisError, OSError) as exc:
+            REDIS_ERRORS.labels(operation).inc()
+            log.warning("redis %s failed (%s); retrying in %.1fs", operation, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, REDIS_RETRY_MAX_S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,13 +204,15 @@ async def deliver(
     breaker: CircuitBreaker,
     *,
     on_retry: OnRetry | None = None,
+    before_send: BeforeSend | None = None,
     limit: asyncio.Semaphore | None = None,
     rng: Callable[[], float] = random.random,
 ) -> DeliveryOutcome:
     """Send ``msg`` with retries; return the final outcome (never ``retrying``).
 
     ``limit`` bounds concurrent sends on this channel; it is held for each attempt, not
-    during backoff. ``on_retry`` receives a ``retrying`` record before each backoff.
+    during backoff. ``on_retry`` receives a ``retrying`` record before each backoff;
+    ``before_send`` is awaited inside the slot before each attempt (module docstring).
     Exceptions other than DeliveryError and timeouts are bugs and propagate.
     """
     started = time.monotonic()
@@ -195,6 +237,8 @@ async def deliver(
         attempts += 1
         try:
             async with limit or contextlib.nullcontext():
+                if before_send is not None:
+                    await before_send()
                 async with asyncio.timeout(policy.attempt_timeout_s):
                     await channel.send(msg)
         except TimeoutError:
@@ -258,7 +302,13 @@ class ChannelPool:
         }
         self.limits = {name: asyncio.Semaphore(concurrency) for name in self.channels}
 
-    async def deliver(self, msg: Message, *, on_retry: OnRetry | None = None) -> DeliveryOutcome:
+    async def deliver(
+        self,
+        msg: Message,
+        *,
+        on_retry: OnRetry | None = None,
+        before_send: BeforeSend | None = None,
+    ) -> DeliveryOutcome:
         """Deliver ``msg`` on the channel named ``msg.channel``."""
         name = msg.channel
         channel = self.channels.get(name)
@@ -279,6 +329,7 @@ class ChannelPool:
             self.policy,
             self.breakers[name],
             on_retry=on_retry,
+            before_send=before_send,
             limit=self.limits[name],
         )
 

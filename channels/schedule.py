@@ -6,18 +6,24 @@ Immediate sends, quiet-hours deferrals and frequency-cap deferrals are all entri
 so they survive restarts and rebalances and any dispatcher may deliver them.
 
 ``pop_due`` hands out due entries under a lease: it moves their score ``lease_ms`` into
-the future in the same atomic step, so two workers never take the same entry, and an
-entry whose worker died comes back when the lease ends. ``complete`` removes an entry
-once its outcome is recorded.
+the future in the same atomic step, so two dispatchers never take the same entry. Leases
+are short (``KAIROS_DISPATCH_LEASE``, 10 s) and the dispatcher that holds an entry
+``renew``s its lease every third of it while it works on it (as an SQS consumer extends a
+message's visibility timeout): a live dispatcher, however slow its provider, keeps its
+entries; a dead one's come back within about a lease. ``release`` hands entries back at
+once (a dispatcher shutting down, or one that found another's attempt still fresh).
+``complete`` removes an entry once its outcome is recorded.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 
+DEFAULT_LEASE_MS = 10_000
 DUE_KEY = "kairos:dispatch:due"
 ACTIONS_KEY = "kairos:dispatch:actions"
 
@@ -46,7 +52,7 @@ return out
 
 
 class Schedule:
-    def __init__(self, redis: Redis, *, lease_ms: int) -> None:
+    def __init__(self, redis: Redis, *, lease_ms: int = DEFAULT_LEASE_MS) -> None:
         self._redis = redis
         self.lease_ms = lease_ms
         self._add = redis.register_script(_ADD)
@@ -70,6 +76,21 @@ class Schedule:
             return []
         raw = await self._pop(keys=[DUE_KEY, ACTIONS_KEY], args=[now, now + self.lease_ms, limit])
         return [orjson.loads(body) for body in raw]
+
+    async def renew(self, action_ids: Collection[str], now: int) -> None:
+        """Extend the lease of entries still being worked on to ``now + lease_ms``.
+
+        Only existing entries (``XX``: a completed one stays gone) and only forward
+        (``GT``: a deferral already set further out stays where it is).
+        """
+        if action_ids:
+            until = now + self.lease_ms
+            await self._redis.zadd(DUE_KEY, dict.fromkeys(action_ids, until), xx=True, gt=True)
+
+    async def release(self, action_ids: Collection[str], at: int) -> None:
+        """Hand leased entries back: due again at ``at`` (existing entries only)."""
+        if action_ids:
+            await self._redis.zadd(DUE_KEY, dict.fromkeys(action_ids, at), xx=True)
 
     async def complete(self, action_id: str) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:

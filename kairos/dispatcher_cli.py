@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import sys
 from typing import Any
 
 log = logging.getLogger("kairos.dispatcher")
@@ -44,7 +45,7 @@ def build(settings: Any) -> Any:
 
     from agents.dispatcher import install
     from channels.contacts import ContactBook
-    from channels.dispatch import Dispatcher, DispatchSettings, lease_ms
+    from channels.dispatch import REDIS_POOL_WAIT_S, Dispatcher, DispatchSettings, redis_pool_size
     from channels.idempotency import DeliveryLedger
     from channels.policy import ContactPolicy
     from channels.resilience import ChannelPool
@@ -61,9 +62,16 @@ def build(settings: Any) -> Any:
     dsettings = DispatchSettings.from_env()
     app_settings = dataclasses.replace(settings, app_id=f"{settings.app_id}-dispatcher")
     app = create_app(app_settings)
-    redis = aioredis.from_url(settings.redis_url, **redis_kwargs(settings.redis_url))
+    # Sized to the deliveries in flight, and blocking: a burst waits for a connection.
+    redis = aioredis.Redis.from_pool(
+        aioredis.BlockingConnectionPool.from_url(
+            settings.redis_url,
+            max_connections=redis_pool_size(dsettings),
+            timeout=REDIS_POOL_WAIT_S,
+            **redis_kwargs(settings.redis_url),
+        )
+    )
     retry = retry_policy_from_env()
-    lease = lease_ms(retry)
     pool = ChannelPool(
         build_channels(dsettings.channel_override),
         policy=retry,
@@ -78,8 +86,8 @@ def build(settings: Any) -> Any:
     dispatcher = Dispatcher(
         config=lambda: watcher.active,
         pool=pool,
-        schedule=Schedule(redis, lease_ms=lease),
-        ledger=DeliveryLedger(redis, lease_ms=lease),
+        schedule=Schedule(redis, lease_ms=dsettings.lease_ms),
+        ledger=DeliveryLedger(redis, lease_ms=dsettings.lease_ms),
         policy=ContactPolicy(redis),
         contacts=contacts,
         output=Output(
@@ -112,9 +120,15 @@ def run(args: argparse.Namespace) -> int:
         os.environ["KAIROS_CONFIG"] = args.config
     if args.metrics_port is not None:
         os.environ["KAIROS_DISPATCHER_METRICS_PORT"] = str(args.metrics_port)
+    from channels.dispatch import DispatchSettings, DispatchSettingsError
     from kairos.worker import ensure_topics, execute
     from stream.settings import Settings
 
+    try:
+        DispatchSettings.from_env()
+    except DispatchSettingsError as exc:
+        print(f"kairos dispatcher: {exc}", file=sys.stderr)
+        return 2
     settings = Settings()
     asyncio.run(ensure_topics(settings))
     app = build(settings)

@@ -101,21 +101,39 @@ async def test_concurrent_admissions_never_exceed_the_cap(redis) -> None:
     assert sum(v.kind == "ok" for v in verdicts) == 2
 
 
-async def test_ledger_moves_inflight_sent_done_and_spots_an_interrupted_send(redis) -> None:
+async def test_ledger_marks_attempts_and_tells_a_live_sender_from_a_stopped_one(redis) -> None:
     ledger = DeliveryLedger(redis, lease_ms=1000)
     _, action_id = ids()
-    assert (await ledger.claim(action_id, 0)).kind == "claimed"
-    assert (await ledger.claim(action_id, 500)).kind == "busy"
-    assert (await ledger.claim(action_id, 1500)).kind == "interrupted"
+    assert (await ledger.check(action_id, "a", 0)).kind == "new"
+    assert not await ledger.seen(action_id)  # looking leaves nothing behind
+    assert (await ledger.claim(action_id, "a", 0)).kind == "new"
+    assert (await ledger.claim(action_id, "a", 100)).kind == "mine"  # a retry
+    busy = await ledger.claim(action_id, "b", 600)
+    assert (busy.kind, busy.since) == ("busy", 100)  # b must not send within a's lease
+    assert (await ledger.check(action_id, "b", 600)).kind == "busy"
+    await ledger.renew([action_id], "a", 1000)  # a is alive: its mark stays fresh
+    assert (await ledger.claim(action_id, "b", 1500)).kind == "busy"
+    assert (await ledger.check(action_id, "b", 2000)).kind == "interrupted"
+    assert (await ledger.claim(action_id, "b", 2000)).kind == "interrupted"  # b takes over
+    await ledger.renew([action_id], "a", 2100)  # a's late renewal changes nothing
+    assert (await ledger.claim(action_id, "a", 2200)).kind == "busy"
     await ledger.sent(action_id, {"outcome": "delivered"})
-    claim = await ledger.claim(action_id, 2000)
+    claim = await ledger.claim(action_id, "c", 9000)
     assert (claim.kind, claim.record) == ("sent", {"outcome": "delivered"})
     await ledger.done(action_id)
-    assert (await ledger.claim(action_id, 3000)).kind == "done"
-    _, other = ids()
-    await ledger.claim(other, 0)
-    await ledger.release(other)
-    assert not await ledger.seen(other)
+    assert (await ledger.claim(action_id, "c", 9000)).kind == "done"
+    assert (await ledger.check(action_id, "c", 9000)).kind == "done"
+
+
+async def test_an_abandoned_attempt_is_taken_over_at_once(redis) -> None:
+    ledger = DeliveryLedger(redis, lease_ms=60_000)
+    _, action_id = ids()
+    now = 1_764_600_000_000
+    await ledger.claim(action_id, "a", now)
+    await ledger.abandon([action_id], "b")  # only the owner's marks move
+    assert (await ledger.claim(action_id, "b", now + 1)).kind == "busy"
+    await ledger.abandon([action_id], "a")
+    assert (await ledger.claim(action_id, "b", now + 1)).kind == "interrupted"
 
 
 async def test_schedule_leases_due_entries_to_one_taker(redis) -> None:
@@ -131,6 +149,23 @@ async def test_schedule_leases_due_entries_to_one_taker(redis) -> None:
     assert all(a["action_id"] != action_id for a in await schedule.pop_due(500, 1000))
     await schedule.complete(action_id)
     assert await schedule.due_at(action_id) is None
+
+
+async def test_schedule_renews_held_leases_forward_only_and_hands_entries_back(redis) -> None:
+    schedule = Schedule(redis, lease_ms=1000)
+    _, held = ids()
+    _, deferred = ids()
+    _, gone = ids()
+    for action_id in (held, deferred):
+        await schedule.add({"action_id": action_id, "customer_id": "c"}, 0)
+    await schedule.reschedule({"action_id": deferred, "customer_id": "c"}, 50_000)
+    await schedule.renew([held, deferred, gone], 5000)
+    assert await schedule.due_at(held) == 6000
+    assert await schedule.due_at(deferred) == 50_000  # a deferral further out stays
+    assert await schedule.due_at(gone) is None  # a finished entry is not brought back
+    await schedule.release([held, gone], 5001)
+    assert await schedule.due_at(held) == 5001
+    assert await schedule.due_at(gone) is None
 
 
 def test_template_renders_payload_and_contact_fields_first_line_as_subject() -> None:
