@@ -349,7 +349,7 @@ async def test_every_channel_delivers_once_through_the_dispatcher(
     email = next(a for a in actions if a["channel"] == "email")
     (_, _, raw) = servers.hits[email["action_id"]][0]
     assert f"Subject: Your cart {email['action_id']}".encode() in raw
-    assert b"2 item(s) worth 59.9 EUR" in raw
+    assert b"2 item(s) worth 59.90 EUR" in raw  # amounts in the currency's decimals
     assert f"To: {email['customer_id']}@example.com".encode() in raw
 
 
