@@ -1,4 +1,4 @@
-"""The dispatcher: turns ``send`` actions into messages, under contact policy, exactly once.
+"""The dispatcher: turns ``send`` actions into messages, under contact policy, at least once.
 
 Flow of one action (see ``docs``-level notes in ``agents/dispatcher.py`` for the Kafka
 side):
@@ -38,7 +38,8 @@ Redis: one client shared by every delivery, on a ``BlockingConnectionPool`` of
 finds it exhausted waits (up to ``REDIS_POOL_WAIT_S``) instead of failing.
 
 ``deliveries`` records keep the contract's fields and add ``trigger``, ``customer_id``,
-``reason`` and ``deliver_at`` (deferrals). Outcomes beyond the contract's four
+``reason``, ``deliver_at`` (deferrals) and ``maybe_resent`` (true when an earlier
+dispatcher may have sent the message already; ``reason`` then says so). Outcomes beyond the contract's four
 (delivered, failed, retrying, dead) use the ``actions`` status vocabulary:
 ``disabled``, ``suppressed_consent``, ``suppressed_priority``,
 ``suppressed_frequency_cap``, ``deferred_quiet_hours``, ``deferred_frequency_cap``.

@@ -22,7 +22,9 @@ One Redis key per action, ``kairos:delivery:{action_id}``, in one of these state
     fresh mark of another owner is ``busy``: never two sends of one action within a lease.
 ``sent:{record}``
     the provider answered; the ``deliveries`` record is kept until it is published. A
-    dispatcher that finds it publishes the stored record: the send is not repeated.
+    dispatcher that finds it publishes the stored record: the send is not repeated (the
+    record may then be on ``deliveries`` twice, identical, if the first publish got
+    through before the crash).
 ``done``
     the outcome is on ``deliveries``: anything that sees this skips the action.
 
