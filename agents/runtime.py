@@ -204,7 +204,11 @@ class Runtime:
         return 1
 
     def _update_behind(self) -> None:
-        """Which assigned partitions have input on the broker that is not handled yet."""
+        """Which assigned partitions may have input on the broker that is not handled yet.
+
+        Unknown counts as behind: while the broker is unreachable, deadlines wait for the
+        events that could cancel them instead of firing on the wall clock.
+        """
         positions = self.input_positions
         if positions is None:
             self.behind = set()
@@ -213,7 +217,7 @@ class Runtime:
         for partition in self.timers.partitions():
             for topic, committed, highwater in positions(partition):
                 handled = self._position.get((topic, partition), committed) or 0
-                if highwater is not None and handled < highwater:
+                if highwater is None or handled < highwater:  # unread input, or not known
                     behind.add(partition)
                     break
         self.behind = behind

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -105,13 +106,29 @@ class _Consumer(faust_aiokafka.Consumer):
         await super().on_partitions_revoked(revoked)
 
     def input_positions(self, partition: int) -> list[tuple[str, int | None, int | None]]:
-        """``(topic, committed offset, high watermark)`` of each input topic's ``partition``."""
+        """``(topic, committed offset, high watermark)`` of each input topic's ``partition``.
+
+        The high watermark is None when it is not known to be current: never fetched, or
+        not refreshed by a fetch response for ``stale_ms`` (the broker unreachable). Only
+        a current one can say a partition has no unread input.
+        """
         aligner = self.aligner
-        return [
-            (tp.topic, aligner.floor(tp), self.highwater(tp))
-            for tp in self.assignment()
-            if tp.partition == partition and tp.topic in aligner.aligned_topics
-        ]
+        client = self._thread._ensure_consumer()  # aiokafka's: it knows when it last polled
+        settings = self.app.kairos_settings
+        stale_ms = max(2_000, 20 * settings.fetch_max_wait_ms)
+        now = time.time() * 1000
+        positions = []
+        for tp in self.assignment():
+            if tp.partition != partition or tp.topic not in aligner.aligned_topics:
+                continue
+            try:
+                polled = client.last_poll_timestamp(tp)
+                current = polled is not None and now - polled <= stale_ms
+                highwater = client.highwater(tp) if current else None
+            except (AssertionError, KeyError):  # revoked meanwhile
+                highwater = None
+            positions.append((tp.topic, aligner.floor(tp), highwater))
+        return positions
 
     # --- the drain loop ------------------------------------------------------------
     async def _drain_messages(self, fetcher: Any) -> None:
