@@ -250,6 +250,7 @@ def create_app(settings: Settings) -> KairosApp:
         stream_wait_empty=False,
         web_enabled=False,
         table_cleanup_interval=3600.0,
+        table_standby_replicas=settings.standby_replicas,
     )
     app.kairos_settings = settings
     return app
