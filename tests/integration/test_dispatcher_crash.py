@@ -120,6 +120,16 @@ class Deliveries:
                 record = orjson.loads(m.value)
                 self.by_action[record["action_id"]].append(record)
 
+    async def settle(self, quiet_s: float = 1.0, limit_s: float = 10.0) -> None:
+        """Read on until nothing new arrived for ``quiet_s`` (the dispatchers have stopped)."""
+        deadline = time.monotonic() + limit_s
+        quiet_until = time.monotonic() + quiet_s
+        while time.monotonic() < min(quiet_until, deadline):
+            before = sum(len(r) for r in self.by_action.values())
+            await self.poll()
+            if sum(len(r) for r in self.by_action.values()) != before:
+                quiet_until = time.monotonic() + quiet_s
+
     def finished(self, ids: Iterable[str]) -> bool:
         return all(any(r["outcome"] in FINAL for r in self.by_action[a]) for a in ids)
 
@@ -250,13 +260,12 @@ async def test_kill_9_mid_burst_loses_nothing_and_flags_every_resend(
             second = Worker(env, command="dispatcher")
             await until(lambda: rx.received(ids) == len(ids), 45)
             await until(lambda: dl.finished(ids), 20, dl)
-            await asyncio.sleep(0.5)  # a second record of any action would show now
-            await dl.poll()
             resent_metric = second.metric("kairos_deliveries_resent_total")
         finally:
             first.stop(signal.SIGKILL)
             if second is not None:
                 second.stop()
+        await dl.settle()  # every record the dispatchers published, to the last
 
     line = report("kill -9", ids, rx, dl, received_at_kill=at_kill)
     lost = [a for a in ids if not rx.hits[a]]
@@ -307,16 +316,48 @@ async def test_sigterm_mid_burst_finishes_in_flight_hands_back_the_rest_and_exit
             at_exit = rx.received(ids)
             await until(lambda: rx.received(ids) == len(ids), 30)
             await until(lambda: dl.finished(ids), 20, dl)
-            await asyncio.sleep(0.5)
-            await dl.poll()
         finally:
             stopping.stop(signal.SIGKILL)
             if taker is not None:
                 taker.stop()
+        await dl.settle()
 
     line = report("SIGTERM", ids, rx, dl, received_at_exit=at_exit, exit_ms=int(exit_s * 1000))
     assert code == 0, f"exit code {code}\n{stopping.tail()}"
     assert exit_s <= EXIT_BOUND_S, line
+    assert all(rx.hits[a] == 1 for a in ids), line
+    assert not dl.flagged(ids), line
+    assert dl.outcomes(ids) == Counter(delivered=len(ids)), line
+
+
+# --- a slow live dispatcher next to another one ---------------------------------------
+
+
+async def test_a_live_dispatcher_slower_than_its_lease_keeps_its_entries(
+    broker: Broker, redis: RedisServer, tmp_path: Path
+) -> None:
+    # Each request takes 3 s, twice the 1.5 s lease: without renewals the other
+    # dispatcher would take the entries over and send them a second time.
+    app_id = f"renew-{uuid.uuid4().hex[:6]}"
+    async with receiver(3.0) as rx, Deliveries(broker.bootstrap) as dl:
+        envs = [
+            dispatcher_env(broker, redis, rx, tmp_path, app_id, KAIROS_DISPATCH_LEASE="1.5")
+            for _ in range(2)
+        ]
+        dispatchers = [Worker(env, command="dispatcher") for env in envs]
+        try:
+            for dispatcher in dispatchers:
+                await started(dispatcher)
+            actions = burst(40)
+            ids = [a["action_id"] for a in actions]
+            await publish(broker.bootstrap, actions)
+            await until(lambda: dl.finished(ids), 40, dl)
+        finally:
+            for dispatcher in dispatchers:
+                dispatcher.stop()
+        await dl.settle()
+
+    line = report("slow", ids, rx, dl)
     assert all(rx.hits[a] == 1 for a in ids), line
     assert not dl.flagged(ids), line
     assert dl.outcomes(ids) == Counter(delivered=len(ids)), line
@@ -351,6 +392,7 @@ async def test_a_burst_beyond_the_default_redis_pool_waits_for_connections_and_d
             redis_errors = dispatcher.metric("kairos_redis_errors_total")
         finally:
             dispatcher.stop()
+        await dl.settle()
         log = Path(dispatcher.log.name).read_text(errors="replace")
 
     line = report("pool", ids, rx, dl, redis_errors=int(redis_errors))
