@@ -15,7 +15,7 @@ install: $(VENV)/.installed
 
 demo: install  ## broker + redis + worker + dispatcher + simulated traffic for 60 s
 	mkdir -p var
-	$(VENV)/bin/kairos dev --duration 60 --summary-json var/demo-summary.json
+	$(VENV)/bin/kairos dev --duration 60 --config config/demo.yaml --summary-json var/demo-summary.json
 
 test: install  ## the whole suite: unit tests and integration tests on real processes
 	$(VENV)/bin/pytest -q

@@ -3,13 +3,21 @@
 Each command module defines ``configure(parser)`` (its arguments and help) and
 ``run(args) -> int`` (exit status); modules are imported only when their
 command runs, so ``kairos --help`` stays fast.
+
+Mistakes end in one line on stderr and a non-zero status, never a traceback: a bad
+argument through :class:`Parser`, anything found later through the one boundary
+``kairos.errors.run_command``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
+from typing import NoReturn
+
+from kairos.errors import run_command
 
 COMMANDS = {
     "worker": ("kairos.worker_cli", "run a Faust worker (the customer agent)"),
@@ -24,9 +32,26 @@ COMMANDS = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors, and values like ``-5m`` read as values.
+
+    argparse takes ``-5m`` for an unknown option (only ``-5`` looks like a number to
+    it), so ``triggers set abandoned_cart delay -5m`` said the value was missing; here
+    anything starting with a minus and a digit is a value, and the command says why a
+    negative one is wrong.
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._negative_number_matcher = re.compile(r"^-\.?\d")
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="kairos", description="Kairos: real-time behavioural triggers on Kafka and Faust."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -41,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     from stream.security import SecuritySettingsError
 
     try:
-        return int(modules[args.command].run(args) or 0)
+        return run_command(f"kairos {args.command}", lambda: modules[args.command].run(args))
     except SecuritySettingsError as exc:  # a bad KAIROS_KAFKA_* / KAIROS_REDIS_SSL_* value
         print(f"kairos {args.command}: {exc}", file=sys.stderr)
         return 2

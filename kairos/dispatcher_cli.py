@@ -120,6 +120,9 @@ def run(args: argparse.Namespace) -> int:
         os.environ["KAIROS_CONFIG"] = args.config
     if args.metrics_port is not None:
         os.environ["KAIROS_DISPATCHER_METRICS_PORT"] = str(args.metrics_port)
+    from kairos.worker_cli import check_startup
+
+    check_startup("dispatcher")  # a missing or unreadable config: one line, no traceback
     from channels.dispatch import DispatchSettings, DispatchSettingsError
     from kairos.worker import ensure_topics, execute
     from stream.settings import Settings

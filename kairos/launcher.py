@@ -354,7 +354,7 @@ def _launch(
     attempts = 1 if port is not None else 3
     for attempt in range(attempts):
         chosen = port if port is not None else free_port()
-        if not _port_free(chosen):  # a probe would answer from whatever listens there
+        if not port_free(chosen):  # a probe would answer from whatever listens there
             if port is None:
                 continue
             raise LaunchError(f"cannot start {name}: port {LOOPBACK}:{chosen} is already in use")
@@ -415,7 +415,7 @@ def _wait_ready(
         delay = min(delay * 2, 0.1)
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int) -> bool:
     """Nothing listens there (SO_REUSEADDR, as servers use: TIME_WAIT leftovers do not count)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -42,10 +42,12 @@ import orjson
 
 from core import engine
 from core.config import Config
-from core.config_file import ConfigError, load_config
 from core.durations import format_duration, iso, parse_duration
 from core.effect import Effect
 from core.model import STAGES, TOPIC_TYPES, CustomerState, Decision, Event, Profile, Step
+from kairos import arguments
+from kairos.errors import UserError
+from kairos.inputs import campaign_config, readable_file, writable_file
 from stream.events import (
     MAX_RECORD_BYTES,
     Rejection,
@@ -101,7 +103,7 @@ def parse_until(text: str) -> Until:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(
             f"expected +DURATION (like +1h or +7d) or a time like 2026-01-08T12:00:00Z, "
-            f"got {text!r} ({exc})"
+            f"got {text!r}" + (f" ({exc})" if text.startswith("+") else "")
         ) from None
     if moment.tzinfo is None:
         raise argparse.ArgumentTypeError(
@@ -135,8 +137,11 @@ class Result:
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
-def _decode_line(line: bytes) -> Event | tuple[int, str, Profile | None] | Rejection:
+def decode_line(line: bytes) -> Event | tuple[int, str, Profile | None] | Rejection:
     """One input line: an event, a profile record ``(at, customer_id, profile)``, or why not.
+
+    The one decoder of JSON-lines files: ``kairos publish`` checks its lines with it too,
+    so both commands word a problem the same way.
 
     Parses each line once for the common cases (a valid event, a plain profile
     record); anything else takes ``_decode_line_exact``, which defines the result.
@@ -277,7 +282,7 @@ def _decode_all(
         line = lines[i]
         if not line or line.isspace():
             continue
-        item = _decode_line(line)
+        item = decode_line(line)
         if item.__class__ is Event:
             append(item)  # type: ignore[arg-type]
         elif item.__class__ is Rejection:
@@ -607,9 +612,7 @@ def _human(result: Result, comparison: dict[str, Any] | None) -> str:
         f"{result.seconds:.2f}s: {result.events_per_s:,.0f} events/s, "
         f"{result.timers_fired:,} timers fired"
     ]
-    if result.errors:
-        lines.append(f"invalid lines (first {len(result.errors)}):")
-        lines.extend(f"  {e}" for e in result.errors)
+    lines.extend(invalid_lines(result.errors, result.invalid))
     lines.extend(_pending_lines(result))
     lines.append("decisions by trigger:")
     if not result.fired:
@@ -642,6 +645,14 @@ def _human(result: Result, comparison: dict[str, Any] | None) -> str:
                 + (f" (e.g. {sample})" if sample else "")
             )
     return "\n".join(lines)
+
+
+def invalid_lines(errors: list[str], invalid: int) -> list[str]:
+    """The first invalid lines ("file:line: reason") and how many there were in all."""
+    if not invalid:
+        return []
+    shown = f"; the first {len(errors)}" if invalid > len(errors) else ""
+    return [f"invalid lines ({invalid:,}{shown}):", *(f"  {e}" for e in errors)]
 
 
 _TIMER_NOTES = {"journey": "  (stage at_risk / churned: churn_alert, win_back)"}
@@ -694,7 +705,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--jobs",
-        type=int,
+        type=arguments.count(1, 64),
         default=min(2, os.cpu_count() or 1),
         metavar="N",
         help="processes to use, customers split between them (default: %(default)s)",
@@ -715,33 +726,34 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     gc.disable()  # a batch command: its records live until it exits (see ``_no_gc``)
-    try:
-        cfg = load_config(args.config) if args.config else Config()
-        old_cfg = load_config(args.compare) if args.compare else None
-    except (ConfigError, OSError) as exc:
-        print(f"kairos replay: {exc}", file=sys.stderr)
-        return 2
+    for path in args.files:
+        readable_file(path, "event file")
+    cfg = campaign_config(args.config) if args.config else Config()
+    old_cfg = campaign_config(args.compare) if args.compare else None
+    if args.decisions_out:
+        writable_file(args.decisions_out, "decisions file")
     cfgs = [cfg] if old_cfg is None else [cfg, old_cfg]
-    try:
-        results = run_replay(
-            args.files,
-            cfgs,
-            jobs=args.jobs,
-            keep_decisions=bool(args.decisions_out),
-            until=args.until,
-        )
-    except OSError as exc:
-        print(f"kairos replay: {exc}", file=sys.stderr)
-        return 2
+    results = run_replay(
+        args.files, cfgs, jobs=args.jobs, keep_decisions=bool(args.decisions_out), until=args.until
+    )
     result = results[0]
+    if not result.events:
+        for line in invalid_lines(result.errors, result.invalid):
+            print(line, file=sys.stderr)
+        files = ", ".join(args.files)
+        if result.invalid:
+            raise UserError(
+                f"no valid event in {files}: {result.invalid:,} invalid line(s), the first "
+                "shown above",
+                code=1,
+            )
+        raise UserError(f"no events in {files}: nothing to replay", code=1)
     until = args.until
     if until is not None and until.at is not None and until.at < result.last_event:
-        print(
-            f"kairos replay: --until {until} is before the last event ({iso(result.last_event)}); "
-            "it runs the clock on past the end: give a later time or +DURATION",
-            file=sys.stderr,
+        raise UserError(
+            f"--until {until} is before the last event ({iso(result.last_event)}); it runs the "
+            "clock on past the end: give a later time or +DURATION"
         )
-        return 2
     comparison = compare(results[1], result) if old_cfg is not None else None
     if args.decisions_out:
         with open(args.decisions_out, "wb") as out:

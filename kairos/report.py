@@ -18,13 +18,17 @@ import orjson
 
 from core.effect import Effect
 from core.model import Conversion, Decision
+from kairos import inputs
+from kairos.arguments import number
 from stream import topics
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--bootstrap", help="Kafka host:port (default: from $BROKER_URL)")
-    parser.add_argument("--timeout", type=float, default=30.0, help="give up after seconds")
+    parser.add_argument(
+        "--timeout", type=number(0, 3600, above=True), default=30.0, help="give up after seconds"
+    )
 
 
 async def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[dict[str, Any]]:
@@ -39,9 +43,9 @@ async def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[
         enable_auto_commit=False,
         **kafka_client_kwargs(),
     )
-    await consumer.start()
     records: list[dict[str, Any] | None] = []
     try:
+        await consumer.start()
         await consumer.topics()  # loads the cluster metadata
         partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
@@ -164,10 +168,9 @@ async def build_report(bootstrap: str, timeout: float = 30.0) -> dict[str, dict[
 
 
 def run(args: argparse.Namespace) -> int:
-    from stream.settings import Settings
-
-    bootstrap = args.bootstrap or Settings().bootstrap
-    report = asyncio.run(build_report(bootstrap, args.timeout))
+    broker = inputs.broker(args.bootstrap)
+    with inputs.reaching("Kafka broker", broker):
+        report = asyncio.run(build_report(broker.value, args.timeout))
     if args.json:
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:

@@ -19,6 +19,9 @@ from typing import Any
 import orjson
 
 from core.model import TOPIC_TYPES
+from kairos import inputs
+from kairos.arguments import count, duration, number
+from kairos.inputs import writable_file
 
 TOPIC_OF = {etype: topic for topic, types in TOPIC_TYPES.items() for etype in types}
 CATEGORIES = ("shoes", "shirts", "bags", "watches", "books", "games", "kitchen", "garden")
@@ -189,9 +192,9 @@ async def publish_live(
     traffic = Traffic(customers, seed)
     rng = random.Random(seed + 1)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, **kafka_client_kwargs())
-    await producer.start()
     sent, started = 0, time.monotonic()
     try:
+        await producer.start()
         while time.monotonic() - started < duration and not (stop and stop.is_set()):
             due = int((time.monotonic() - started) * rate)
             while sent < due:
@@ -211,35 +214,47 @@ async def publish_live(
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--customers", type=int, default=1000, help="distinct customers")
-    parser.add_argument("--rate", type=float, default=200.0, help="events per second (live)")
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds to run (live)")
+    parser.add_argument(
+        "--customers", type=count(1, 10_000_000), default=1000, help="distinct customers"
+    )
+    parser.add_argument(
+        "--rate", type=number(0, 1e6, above=True), default=200.0, help="events per second (live)"
+    )
+    parser.add_argument(
+        "--duration", type=number(0, 1e7, above=True), default=60.0, help="seconds to run (live)"
+    )
     parser.add_argument("--seed", type=int, default=7, help="same seed, same traffic")
-    parser.add_argument("--bad-rate", type=float, default=0.0, help="share of truncated records")
+    parser.add_argument(
+        "--bad-rate", type=number(0, 1), default=0.0, help="share of truncated records (0 to 1)"
+    )
     parser.add_argument("--bootstrap", help="Kafka host:port (default: from $BROKER_URL)")
     parser.add_argument("--out", help="write JSON lines here instead of publishing")
-    parser.add_argument("--events", type=int, default=100_000, help="events to write (--out)")
-    parser.add_argument("--span", default="7d", help="event-time span of the file (--out)")
+    parser.add_argument(
+        "--events", type=count(1, 10**9), default=100_000, help="events to write (--out)"
+    )
+    parser.add_argument(
+        "--span", type=duration, default="7d", help="event-time span of the file (--out): 7d, 12h"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     if args.out:
-        from core.durations import parse_duration
-
+        writable_file(args.out, "event file")
         start = 1_767_225_600_000  # 2026-01-01T00:00:00Z: files are reproducible
         with open(args.out, "wb") as out:
             for topic, key, value in generate(
-                args.customers, args.events, args.seed, start, parse_duration(args.span)
+                args.customers, args.events, args.seed, start, args.span
             ):
                 line = {"topic": topic, "customer_id": key, "value": value}
                 out.write(orjson.dumps(line if topic == "profiles" else value) + b"\n")
         print(f"wrote {args.events} events for {args.customers} customers to {args.out}")
         return 0
-    from stream.settings import Settings
-
-    bootstrap = args.bootstrap or Settings().bootstrap
-    sent = asyncio.run(
-        publish_live(bootstrap, args.customers, args.rate, args.duration, args.seed, args.bad_rate)
-    )
+    broker = inputs.broker(args.bootstrap)
+    with inputs.reaching("Kafka broker", broker):
+        sent = asyncio.run(
+            publish_live(
+                broker.value, args.customers, args.rate, args.duration, args.seed, args.bad_rate
+            )
+        )
     print(f"published {sent} events")
     return 0

@@ -8,21 +8,26 @@ of the file reaches them the same way. See ``state/live_config.py`` for the desi
 from __future__ import annotations
 
 import argparse
+import difflib
 import getpass
 import json
 import os
+import re
 import sys
 from datetime import UTC, datetime
 
 import redis
 
 from core.config import TRIGGER_TYPES, Config
-from core.config_file import ConfigError, parse_config
+from core.config_file import ConfigError
+from kairos import arguments, inputs
+from kairos.errors import UserError
 from state import live_config as live
 from stream.security import redact_url, redis_kwargs
 
-DEFAULT_CONFIG = "config/triggers.yaml"
+DEFAULT_CONFIG = inputs.DEFAULT_CONFIG
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+_DURATION = re.compile(r"[0-9]+(ms|s|m|h|d|w)")
 
 RULES = """\
 Live overrides win over the file until `kairos triggers reset NAME [KEY]`.
@@ -73,7 +78,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("key", nargs="?", help="only this setting (default: all of NAME's)")
     p = add("history", "who changed what and when, newest first")
     p.add_argument("name", nargs="?", help="only changes of this trigger or section")
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=arguments.count(1, live.HISTORY_LIMIT), default=20)
     p.add_argument("--json", action="store_true", help="one JSON record per line")
 
 
@@ -87,12 +92,13 @@ def run(args: argparse.Namespace) -> int:
         "reset": _reset,
         "history": _history,
     }[args.action]
+    if args.action in ("reset", "history") and args.name:  # the others say it themselves
+        _check_name(args.name)
     try:
         return command(args)
     except redis.RedisError as exc:
-        url = redact_url(_redis_url(args))  # a URL may carry the password
-        print(f"error: Redis at {url} is unavailable ({exc}); nothing changed", file=sys.stderr)
-        return 1
+        where = inputs.redis_url(args.redis, DEFAULT_REDIS)
+        raise UserError(f"cannot reach Redis at {where}: {exc}; nothing changed", 1) from None
 
 
 # --- commands -------------------------------------------------------------------------------
@@ -100,12 +106,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     path = args.file or _config_path(args)
-    text = live.read_text(path)
+    text = inputs.config_text(path)
     if text is None:
-        print(f"{path}: file not found", file=sys.stderr)
-        return 1
+        raise UserError(f"{path}: no such config file; check the path", 1)
     try:
-        cfg = parse_config(text, path)
+        cfg = inputs.parse_config_text(text, path)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -118,7 +123,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     path = _config_path(args)
-    file_cfg = _file_config(path)
+    file_cfg = _file_config(args)
     try:
         overrides = live.read_overrides(_client(args))
         where = f"{len(overrides)} live override(s) from {redact_url(_redis_url(args))}"
@@ -181,18 +186,17 @@ def _change(args: argparse.Namespace, name: str, key: str, value: str) -> int:
     dotted = live.override_key(name, key)
     _, problems = live.apply_overrides(Config(), {dotted: value})
     if problems:
-        for problem in problems:
-            print(f"error: {problem}", file=sys.stderr)
+        hint = ""
         if value.lstrip().startswith(("{", "[")) and key == "template":
-            print("hint: quote text that starts with a brace: '\"{...}\"'", file=sys.stderr)
-        print("nothing changed", file=sys.stderr)
-        return 1
+            hint = " (quote text that starts with a brace: '\"{...}\"')"
+        raise UserError(f"{problems[0]}{hint}; nothing changed", 1)
+    _check_duration(dotted, value)
     client = _client(args)
     overrides = live.read_overrides(client)
     if overrides.get(dotted) == value:
         print(f"{dotted}: already {value} (live override); nothing changed")
         return 0
-    file_cfg = _file_config(_config_path(args))
+    file_cfg = _file_config(args)
     before, _ = live.apply_overrides(file_cfg, overrides)
     after, _ = live.apply_overrides(file_cfg, {**overrides, dotted: value})
     old, new = _value(before, dotted), _value(after, dotted)
@@ -205,6 +209,8 @@ def _change(args: argparse.Namespace, name: str, key: str, value: str) -> int:
 def _reset(args: argparse.Namespace) -> int:
     if args.key:
         dotted = live.override_key(args.name, args.key)
+        if not any(k == dotted or k.startswith(dotted + ".") for k in live.flatten(Config())):
+            raise UserError(f"{args.name} has no setting {args.key!r}; nothing changed", 1)
         prefix = dotted + "."
     else:
         prefix = _prefix(args.name)
@@ -215,7 +221,7 @@ def _reset(args: argparse.Namespace) -> int:
     if not gone:
         print(f"no live overrides for {dotted}; nothing changed")
         return 0
-    file_cfg = _file_config(_config_path(args))
+    file_cfg = _file_config(args)
     before, _ = live.apply_overrides(file_cfg, overrides)
     after, _ = live.apply_overrides(file_cfg, {k: v for k, v in overrides.items() if k not in gone})
     by = _by(args)
@@ -251,11 +257,31 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _config_path(args: argparse.Namespace) -> str:
-    return args.config or os.environ.get("KAIROS_CONFIG") or DEFAULT_CONFIG
+    return inputs.config_path(args.config)[0]
 
 
 def _redis_url(args: argparse.Namespace) -> str:
-    return args.redis or os.environ.get("REDIS_URL") or DEFAULT_REDIS
+    return inputs.redis_url(args.redis, DEFAULT_REDIS).value
+
+
+def _check_name(name: str) -> None:
+    """A trigger or section the config has: anything else is a typo, said at once."""
+    if name in live.SECTIONS or name in TRIGGER_TYPES:
+        return
+    close = difflib.get_close_matches(name, [*TRIGGER_TYPES, *live.SECTIONS], n=1)
+    hint = f"did you mean {close[0]!r}?" if close else "see `kairos triggers list`"
+    raise UserError(f"no trigger or section named {name!r}; {hint}", 1)
+
+
+def _check_duration(dotted: str, value: str) -> None:
+    """A duration setting beyond ten years is a typo (99999d), not a campaign."""
+    default = live.flatten(Config()).get(dotted)
+    if not (isinstance(default, str) and _DURATION.fullmatch(default)):
+        return
+    try:
+        arguments.duration(value)
+    except argparse.ArgumentTypeError as exc:
+        raise UserError(f"{dotted}: {exc}; nothing changed", 1) from None
 
 
 def _client(args: argparse.Namespace) -> redis.Redis:
@@ -274,13 +300,21 @@ def _by(args: argparse.Namespace) -> str:
         return "unknown"
 
 
-def _file_config(path: str) -> Config:
-    """The file's config; the defaults, with a warning, when it does not validate."""
-    text = live.read_text(path)
+def _file_config(args: argparse.Namespace) -> Config:
+    """The file's config; the defaults, with a warning, when it does not validate.
+
+    A file named by --config or $KAIROS_CONFIG must exist; a missing default one means
+    the defaults, as it does for the workers.
+    """
+    path, source = inputs.config_path(args.config)
+    text = inputs.config_text(path)
     if text is None:
+        if source != "the default":
+            raise UserError(f"{path}: no such config file (from {source}); check the path", 1)
         print(f"warning: {path} not found; showing the defaults", file=sys.stderr)
+        return Config()
     try:
-        return live.file_config(text, path)
+        return inputs.parse_config_text(text, path)
     except ConfigError as exc:
         print(
             f"warning: {path} has {len(exc.problems)} problem(s) (see `kairos triggers "

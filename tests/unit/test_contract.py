@@ -343,7 +343,7 @@ def test_arbitrary_bytes_never_raise(raw: bytes, topic: str, key: bytes | None) 
     if isinstance(result, Rejection):
         assert result.error and result.reason
     assert isinstance(decode_profile(raw, key), tuple | Rejection)
-    assert replay._decode_line(raw) is not None
+    assert replay.decode_line(raw) is not None
 
 
 @settings(max_examples=500, deadline=None)
@@ -353,7 +353,7 @@ def test_arbitrary_json_never_raises(value: Any, topic: str) -> None:
     result = decode_event(raw, topic, b"c1")
     assert isinstance(result, Event | Rejection)
     assert isinstance(decode_profile(raw, b"c1"), tuple | Rejection)
-    assert replay._decode_line(raw) is not None
+    assert replay.decode_line(raw) is not None
 
 
 @settings(max_examples=500, deadline=None)
@@ -362,7 +362,7 @@ def test_arbitrary_values_of_contract_fields_never_raise(record: dict[str, Any])
     for topic in TOPIC_TYPES:
         raw = orjson.dumps(record)
         assert isinstance(decode_event(raw, topic), Event | Rejection)
-    assert replay._decode_line(orjson.dumps({**record, "type": "nps"})) is not None
+    assert replay.decode_line(orjson.dumps({**record, "type": "nps"})) is not None
 
 
 # --- outputs --------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from core.config import Config
+from core.config_file import load_config
 from core.effect import Effect, uplift
 from core.model import Conversion, Decision
 from kairos import replay
@@ -156,7 +157,7 @@ def test_compare_shows_what_a_config_change_does(events_file: Path, tmp_path: Pa
     old.write_text(
         "triggers:\n  nps_detractor:\n    max_score: 1\n  welcome:\n    enabled: false\n"
     )
-    new, before = replay.run_replay([events_file], [Config(), replay.load_config(old)])
+    new, before = replay.run_replay([events_file], [Config(), load_config(old)])
     diff = replay.compare(before, new)
     assert diff["nps_detractor"] == {
         "before": 0,

@@ -78,7 +78,7 @@ def test_validate_reports_a_missing_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert run("validate", str(tmp_path / "nope.yaml")) == 1
-    assert "nope.yaml: file not found" in capsys.readouterr().err
+    assert "nope.yaml: no such config file" in capsys.readouterr().err
 
 
 def test_validate_unknown_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -207,7 +207,7 @@ def test_invalid_set_is_explained_and_changes_nothing(
 ) -> None:
     assert change(url, cfg_file, "set", *args) == 1
     err = capsys.readouterr().err
-    assert f"error: live override: {message}" in err
+    assert f"kairos triggers: live override: {message}" in err
     assert "nothing changed" in err
     assert state(url) == ({}, [])
 
@@ -278,7 +278,7 @@ def test_unreachable_redis_changes_nothing(
 ) -> None:
     dead = f"redis://127.0.0.1:{free_port()}/0"
     assert change(dead, cfg_file, "disable", "abandoned_cart") == 1
-    assert "is unavailable" in capsys.readouterr().err
+    assert "cannot reach Redis" in capsys.readouterr().err
 
 
 # --- list, reset, history ---------------------------------------------------------------------
