@@ -7,7 +7,10 @@ trigger, status, channel, outcome, stage, partition): never a customer id.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import platform
+from importlib import metadata
+
+from prometheus_client import Counter, Gauge, Histogram, Info
 
 # Milliseconds to minutes: decisions should take ms, delayed deliveries minutes.
 LATENCY_BUCKETS = (
@@ -132,6 +135,13 @@ CONVERSION_REVENUE = Counter(
     ["trigger", "group"],
 )
 
+DISPATCH_QUEUE = Gauge(
+    "kairos_dispatch_queue",
+    "Actions in the dispatcher's Redis schedule: due (waiting to be delivered now) or "
+    "scheduled (deferred for quiet hours or a frequency cap, or under a delivery lease).",
+    ["state"],
+)
+
 # --- control plane and dependencies ---------------------------------------
 CONFIG_RELOADS = Counter(
     "kairos_config_reloads_total", "Config reload attempts, by result.", ["result"]
@@ -157,3 +167,23 @@ def start_error_series() -> None:
     CONFIG_RELOADS.labels("failure")
     for operation in ("config_read", "config_subscribe", "schedule", "contacts"):
         REDIS_ERRORS.labels(operation)
+
+
+# --- build ------------------------------------------------------------------
+BUILD_INFO = Info("kairos_build", "The running Kairos: version, Python and Faust (value 1).")
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+BUILD_INFO.info(
+    {
+        "version": _version("kairos"),
+        "python": platform.python_version(),
+        "faust": _version("faust-streaming"),
+    }
+)
