@@ -171,17 +171,21 @@ class Runtime:
         now = now_ms()
         self._update_behind()
         grace = self.cfg.engine.timer_grace
-        behind = self.behind
         fired = 0
-        for partition, due, customer_id, kind in self.timers.pop_due(now - grace, behind):
-            if fired and fired % TIMER_SLICE == 0:
+        fallen_behind: list[tuple[int, int, str, str]] = []
+        popped = self.timers.pop_due(now - grace, skip=frozenset(self.behind))
+        for n, (partition, due, customer_id, kind) in enumerate(popped, 1):
+            if n % TIMER_SLICE == 0:
                 await asyncio.sleep(0)  # a burst of deadlines must not stall the events behind it
-                if partition not in self.timers:
-                    continue  # revoked meanwhile: its new owner fires it
-                if partition in self.behind:  # fallen behind meanwhile: fires in line
-                    self.timers.schedule(partition, customer_id, kind, due)
-                    continue
+            if partition not in self.timers:
+                continue  # revoked meanwhile: its new owner fires it
+            if partition in self.behind:  # fell behind meanwhile (a rebalance): fires in line
+                fallen_behind.append((partition, due, customer_id, kind))
+                continue
             fired += self._fire(partition, customer_id, kind, due, now)
+        for partition, due, customer_id, kind in fallen_behind:  # not while popping: no loop
+            if partition in self.timers:
+                self.timers.schedule(partition, customer_id, kind, due)
         metrics.TIMERS_PENDING.set(len(self.timers))
         return fired
 
