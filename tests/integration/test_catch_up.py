@@ -127,11 +127,14 @@ async def test_a_worker_catching_up_decides_what_replay_decides(
         actions = await collect(bootstrap, "actions", mine, len(expected) + 1, timeout=3)
     finally:
         worker.stop()
+        tail = worker.tail()
     live = {a["action_id"]: (a["trigger"], a["status"]) for a in actions}
     missing = {k: v for k, v in expected.items() if k not in live}
     extra = {k: v for k, v in live.items() if k not in expected}
     differ = {
         k: (expected[k], live[k]) for k in expected.keys() & live.keys() if expected[k] != live[k]
     }
-    assert (missing, extra, differ) == ({}, {}, {})
+    summary = f"{len(expected)} expected, {len(live)} live: {len(missing)} missing, "
+    summary += f"{len(extra)} extra, {len(differ)} differ"
+    assert (missing, extra, differ) == ({}, {}, {}), f"{summary}\n{tail}"
     assert len(actions) == len(live)  # and none twice
