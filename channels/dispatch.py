@@ -64,6 +64,8 @@ KAIROS_DISPATCH_LEASE           seconds an entry stays with its dispatcher witho
                                 renewal (``10``; renewed every third of it): a
                                 killed dispatcher's entries come back after about this
 KAIROS_DISPATCH_DRAIN           seconds a SIGTERM waits for sends in progress (``10``)
+KAIROS_DELIVERY_GIVE_UP_AFTER   seconds after its decision that an action whose provider is
+                                down stops being retried and is recorded ``dead`` (``21600``)
 ==============================  ====================================================
 
 plus the ``KAIROS_DELIVERY_*`` retry settings and the channel variables of
@@ -100,6 +102,7 @@ log = logging.getLogger("kairos.dispatch")
 QUEUED_STATUSES = frozenset({"send", "deferred_quiet_hours"})
 REDIS_POOL_SPARE = 32  # connections beyond one per delivery: intake, leases, config, contacts
 REDIS_POOL_WAIT_S = 10.0
+REDELIVER_MAX_S = 900.0  # the longest wait between two rounds for a provider that is down
 RESENT_REASON = (
     "possibly sent before: a dispatcher stopped while sending it; sent again with the same "
     "action_id (idempotency key)"
@@ -142,6 +145,7 @@ class DispatchSettings:
     max_inflight: int = 1000
     lease_s: float = 10.0
     drain_s: float = 10.0
+    give_up_after_s: float = 6 * 3600.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DispatchSettings:
@@ -156,6 +160,7 @@ class DispatchSettings:
             max_inflight=int(e.get("KAIROS_DISPATCH_MAX_INFLIGHT", "1000")),
             lease_s=_seconds(e, "KAIROS_DISPATCH_LEASE", "10", zero_ok=False),
             drain_s=_seconds(e, "KAIROS_DISPATCH_DRAIN", "10", zero_ok=True),
+            give_up_after_s=_seconds(e, "KAIROS_DELIVERY_GIVE_UP_AFTER", "21600", zero_ok=True),
         )
 
     @property
@@ -503,9 +508,50 @@ class Dispatcher:
                     priority=priority,
                 ),
             )
+        if result.outcome == "dead" and await self._later(action, result, attempt.started):
+            return
         await until_redis_answers("ledger", lambda: self.ledger.sent(action_id, record))
         await self._publish(record)
         await self._finish(action_id)
+
+    async def _later(self, action: dict[str, Any], result: DeliveryOutcome, tried: bool) -> bool:
+        """A provider that is down gets the message later, not never.
+
+        Retries exhausted or the channel's circuit open: the action goes back to the
+        schedule for another round (a circuit cooldown, doubling, at most 15 min), recorded
+        as ``retrying`` with its ``deliver_at``, until ``KAIROS_DELIVERY_GIVE_UP_AFTER``
+        (6 h) after the decision, or an offer's ``expires_at``, comes first: then ``dead``.
+        """
+        now = now_ms()
+        rounds = int(action.get("redeliveries") or 0)
+        wait_s = min(REDELIVER_MAX_S, self.settings.circuit_cooldown_s * 2**rounds)
+        retry_at = now + int(wait_s * 1000)
+        decided = int(action.get("decided_at") or now)
+        expires_at = (action.get("payload") or {}).get("expires_at")
+        if retry_at - decided > self.settings.give_up_after_s * 1000 or (
+            isinstance(expires_at, int | float) and expires_at <= retry_at
+        ):
+            return False
+        action_id = action["action_id"]
+        if tried and "timed out" in (result.error or ""):  # it may have arrived: flag the next
+            await until_redis_answers(
+                "ledger", lambda: self.ledger.abandon([action_id], self.owner)
+            )
+        elif tried:  # the provider refused every attempt: the next one is a first send
+            await until_redis_answers("ledger", lambda: self.ledger.clear(action_id))
+        later = {**action, "redeliveries": rounds + 1}
+        await until_redis_answers("schedule", lambda: self.schedule.reschedule(later, retry_at))
+        reason = f"provider unavailable ({result.error}); delivery {rounds + 2} at {retry_at}"
+        await self._record(
+            action,
+            "retrying",
+            channel=result.channel,
+            attempts=result.attempts,
+            error=result.error,
+            reason=reason,
+            deliver_at=retry_at,
+        )
+        return True
 
     async def _capped(self, action: dict[str, Any], free_at: int, cap: str) -> None:
         action_id = action["action_id"]

@@ -172,6 +172,10 @@ class DeliveryLedger:
             keys = [ledger_key(a) for a in action_ids]
             await self._stamp(keys=keys, args=[ms, owner, self.ttl_ms])
 
+    async def clear(self, action_id: str) -> None:
+        """Forget attempts the provider answered with a refusal: nothing reached it."""
+        await self._redis.delete(ledger_key(action_id))
+
     async def sent(self, action_id: str, record: dict[str, Any]) -> None:
         """The provider answered: keep the outcome until it is published."""
         value = b"sent:" + orjson.dumps(record)

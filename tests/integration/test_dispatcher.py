@@ -145,6 +145,8 @@ def dispatcher_env(
         KAIROS_DELIVERY_TIMEOUT="2",
         KAIROS_CIRCUIT_FAILURES="3",
         KAIROS_CIRCUIT_COOLDOWN="60",
+        KAIROS_DELIVERY_GIVE_UP_AFTER="0",  # dead at the end of the first round (the
+        # default retries in later rounds: test_a_provider_down_gets_the_message_later)
         KAIROS_CHANNEL_CONCURRENCY="4",
         PYTHONUNBUFFERED="1",
     )
@@ -321,6 +323,39 @@ async def test_sigkill_after_delivery_before_commit_sends_no_duplicate(
     assert [r["outcome"] for r in deliveries.by_action[action["action_id"]]] == ["delivered"]
 
 
+async def test_a_provider_down_gets_the_message_later_not_never(
+    bootstrap: str,
+    redis_url: str,
+    servers: Servers,
+    deliveries: Deliveries,
+    config_file: Path,
+) -> None:
+    # Its own dispatcher (before the shared one starts): the default give-up period, and a
+    # 1 s circuit cooldown so the second round comes quickly.
+    env = dispatcher_env(
+        bootstrap,
+        redis_db(redis_url, 1),
+        servers,
+        config_file,
+        KAIROS_DELIVERY_GIVE_UP_AFTER="3600",
+        KAIROS_CIRCUIT_COOLDOWN="1",
+    )
+    log = config_file.with_name("later.log")
+    action = make_action("churn_alert", "webhook", customer())
+    servers.script[action["action_id"]] = [503, 503, 503, 200]  # a first round all refused
+    proc = start_dispatcher(env, log)
+    try:
+        await publish(bootstrap, "actions", action)
+        outcomes = await deliveries.outcomes(action["action_id"], *FINAL, timeout=40)
+    finally:
+        stop(proc)
+    assert outcomes == ["retrying", "retrying", "retrying", "delivered"], log.read_text()[-2000:]
+    later = deliveries.by_action[action["action_id"]][2]
+    assert later["deliver_at"] is not None and "provider unavailable" in later["reason"]
+    assert servers.count(action["action_id"]) == 4  # three refused, one accepted
+    assert deliveries.last(action["action_id"])["maybe_resent"] is False
+
+
 # --- channels ----------------------------------------------------------------------
 
 
@@ -378,7 +413,7 @@ async def test_rejected_message_fails_after_one_attempt(
     assert "HTTP 400" in deliveries.last(action["action_id"])["error"]
 
 
-async def test_failing_channel_ends_dead_with_the_error_after_the_last_attempt(
+async def test_failing_channel_gives_up_dead_with_the_error_after_the_last_attempt(
     bootstrap: str, servers: Servers, deliveries: Deliveries, dispatcher: Any
 ) -> None:
     cid = customer()
@@ -396,7 +431,7 @@ async def test_failing_channel_ends_dead_with_the_error_after_the_last_attempt(
     assert last["attempts"] == 3 and last["error"].startswith("HTTP 503")
 
 
-async def test_open_circuit_stops_calling_the_provider(
+async def test_open_circuit_stops_calling_the_provider_and_gives_up(
     bootstrap: str, servers: Servers, deliveries: Deliveries, dispatcher: Any
 ) -> None:
     first = make_action("churn_alert", "slack", customer())
