@@ -115,6 +115,11 @@ class Aligner:
         lane = self._lanes.get(tp)
         return lane.floor if lane is not None else None
 
+    def fetched(self, tp: Hashable) -> int | None:
+        """The offset after the last record fetched for ``tp`` (handed on or buffered)."""
+        lane = self._lanes.get(tp)
+        return lane.fetch_offset if lane is not None else None
+
     def buffered(self, tp: Hashable) -> int:
         lane = self._lanes.get(tp)
         return len(lane.records) if lane is not None else 0

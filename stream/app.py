@@ -127,6 +127,8 @@ class _Consumer(faust_aiokafka.Consumer):
                 highwater = client.highwater(tp) if current else None
             except (AssertionError, KeyError):  # revoked meanwhile
                 highwater = None
+            if highwater is not None:  # Tansu under-reports it: fetched records count too
+                highwater = max(highwater, aligner.fetched(tp) or 0)
             positions.append((tp.topic, aligner.floor(tp), highwater))
         return positions
 
