@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install demo test test-unit lint format bench bench-quick soak clean
+.PHONY: install demo test test-unit lint check format bench bench-quick soak clean
 
 $(VENV)/.installed: pyproject.toml
 	test -d $(VENV) || python3 -m venv $(VENV)
@@ -26,6 +26,9 @@ test-unit: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+check: lint  ## ruff, the formatter and mypy (strict on core/): CI runs it before the tests
+	$(VENV)/bin/mypy
 
 format: install
 	$(VENV)/bin/ruff format .

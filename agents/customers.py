@@ -14,7 +14,7 @@ from typing import Any
 
 from agents.runtime import Runtime
 from stream import topics
-from stream.app import KairosApp, raw_topics
+from stream.app import KairosApp, input_positions, raw_topics
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def install(app: KairosApp, runtime: Runtime, table: Any) -> None:
     names = (*topics.INPUTS, topics.PROFILES, topics.IDENTITY)
     app.kairos_aligned_topics = frozenset(names)
     source = raw_topics(app, *names)
-    runtime.input_positions = lambda partition: app.consumer.input_positions(partition)
+    runtime.input_positions = lambda partition: input_positions(app, partition)
 
     @app.agent(source, name="customers")
     async def customers(stream: Any) -> None:
@@ -67,11 +67,11 @@ def install(app: KairosApp, runtime: Runtime, table: Any) -> None:
         assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic in topics.INPUTS}
         runtime.rebuild(assigned)
 
-    @app.on_before_shutdown.connect
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # Faust's stub: too narrow
     async def flush_before_shutdown(sender: Any, **kwargs: Any) -> None:
         await persist("shutdown")  # a clean stop leaves nothing for the next worker to redo
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust's stub: too narrow
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         await persist("revocation")  # the next owner starts from the state written here
         runtime.revoked({tp.partition for tp in revoked if tp.topic in topics.INPUTS})

@@ -94,6 +94,6 @@ def install(
     async def follow_config() -> None:
         await watcher.run()
 
-    @app.on_before_shutdown.connect
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # Faust's stub: too narrow
     async def drain(sender: Any, **kwargs: Any) -> None:
         await dispatcher.shutdown()

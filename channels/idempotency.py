@@ -123,7 +123,8 @@ class DeliveryLedger:
         value = await self._redis.get(ledger_key(action_id))
         if value is None:
             return Claim("new")
-        state, _, rest = value.decode().partition(":")
+        text = value.decode() if isinstance(value, bytes) else value
+        state, _, rest = text.partition(":")
         if state == "attempt":
             ms, _, who = rest.partition(":")
             return self._attempt(int(ms), who == owner, now)
@@ -136,7 +137,7 @@ class DeliveryLedger:
         its own; ``interrupted`` means the message may have gone out already); on
         ``busy``, ``sent`` and ``done`` nothing was changed and it must not send.
         """
-        args = [now, owner, self.lease_ms, self.ttl_ms]
+        args: list[str | int] = [now, owner, self.lease_ms, self.ttl_ms]
         found = (await self._claim(keys=[ledger_key(action_id)], args=args)).decode()
         if found in ("new", "mine", "interrupted"):
             return Claim(found)  # type: ignore[arg-type]

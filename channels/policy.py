@@ -21,7 +21,7 @@ never reach this module: they are neither capped nor compete on priority.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 from redis.asyncio import Redis
 
@@ -65,12 +65,15 @@ return {'ok', '0', ''}
 """
 
 
+VerdictKind = Literal["ok", "priority", "capped"]
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """``ok``; ``priority`` (``detail`` = the winning trigger); ``capped`` until ``free_at``
     (``detail`` = ``per_day`` or ``per_hour_push``)."""
 
-    kind: Literal["ok", "priority", "capped"]
+    kind: VerdictKind
     free_at: int = 0
     detail: str = ""
 
@@ -125,7 +128,7 @@ class ContactPolicy:
         )
         text = kind.decode() if isinstance(kind, bytes) else kind
         detail_text = detail.decode() if isinstance(detail, bytes) else detail
-        return Verdict(text, int(free_at), detail_text)
+        return Verdict(cast(VerdictKind, text), int(free_at), detail_text)
 
     async def release(
         self, *, customer_id: str, action_id: str, channel: str, trigger: str, priority: int

@@ -208,8 +208,8 @@ class _Reader:
 
     def dataclass(self, base: T, node: yaml.Node, path: str, trigger: str | None) -> T:
         """``base`` with the settings named in ``node`` replaced by their validated values."""
-        cls = type(base)
-        known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+        cls: type[Any] = type(base)
+        known = {f.name: f for f in fields(cls)}
         changes: dict[str, Any] = {}
         for name, knode, vnode in self.entries(node, path):
             key = f"{path}.{name}" if path else name
@@ -218,7 +218,7 @@ class _Reader:
                 what = "section" if not path else "setting"
                 self.unknown(knode, key, what, known)
                 continue
-            hint = _hints(cls)[name]
+            hint = _hints(cls)[name]  # type: ignore[arg-type]  # a class is Hashable
             if getattr(hint, "__origin__", None) is dict:
                 value: Any = self.triggers(getattr(base, name), vnode, key)
             elif is_dataclass(hint):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from zlib import adler32, crc32
 
 from core import windows
@@ -181,11 +182,11 @@ def _cart_touched(state: CustomerState, ev: Event) -> None:
         del events[0]
 
 
-def _order_ts(order: list) -> int:
+def _order_ts(order: list[Any]) -> int:
     return order[0]
 
 
-def find_order(state: CustomerState, order_id: str | None) -> list | None:
+def find_order(state: CustomerState, order_id: str | None) -> list[Any] | None:
     """The remembered order ``order_id`` (the last ``_MAX_ORDERS`` are kept), or None."""
     for order in reversed(state.orders):
         if order[2] == order_id:

@@ -27,7 +27,7 @@ from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
 from string import Formatter
-from typing import Any
+from typing import Any, Literal, TypeGuard
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
@@ -183,7 +183,7 @@ class _Reader:
             _locale(values.get("locale")) or _locale(default_locale) or Locale(DEFAULT_LOCALE)
         )
         currency = values.get("currency")
-        self.currency = currency.upper() if _is_currency(currency) else None  # type: ignore[union-attr]
+        self.currency = currency.upper() if _is_currency(currency) else None
         # A template that writes {currency} itself wants bare amounts next to it.
         self.symbol = not any(name == "currency" for _, name, _ in parts)
 
@@ -223,11 +223,11 @@ class _Reader:
     def directive(self, moment: datetime, code: str) -> str:
         loc = self.locale
         if code in "bB":
-            width = "abbreviated" if code == "b" else "wide"
-            return str(get_month_names(width, "format", loc)[moment.month])
+            month: Literal["abbreviated", "wide"] = "abbreviated" if code == "b" else "wide"
+            return str(get_month_names(month, "format", loc)[moment.month])
         if code in "aA":
-            width = "abbreviated" if code == "a" else "wide"
-            return str(get_day_names(width, "format", loc)[moment.weekday()])
+            day: Literal["abbreviated", "wide"] = "abbreviated" if code == "a" else "wide"
+            return str(get_day_names(day, "format", loc)[moment.weekday()])
         if code == "p":
             return format_time(moment, "a", locale=loc)
         if code == "c":
@@ -261,7 +261,7 @@ def _item(value: Any) -> str:
     return str(value)
 
 
-def _is_currency(value: object) -> bool:
+def _is_currency(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and len(value) == 3 and value.isascii() and value.isalpha()
 
 

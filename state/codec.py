@@ -48,8 +48,8 @@ def from_obj(values: list) -> CustomerState:
     if values[0] != VERSION:
         raise ValueError(f"unknown customer state version {values[0]}")
     state = CustomerState(*values[1:])
-    flat = state.seen
-    state.seen = dict(zip(flat[::2], flat[1::2], strict=True))  # type: ignore[call-overload]
+    flat: list[int] = state.seen  # type: ignore[assignment]  # on the wire: a flat list
+    state.seen = dict(zip(flat[::2], flat[1::2], strict=True))
     if state.profile is not None:
         state.profile = Profile(**state.profile)  # type: ignore[arg-type]
     return state

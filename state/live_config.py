@@ -44,7 +44,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 import redis.asyncio as aioredis
@@ -190,7 +190,7 @@ def write_overrides(
     """Store and remove overrides, record them and announce the change, in one transaction."""
     pipe = client.pipeline(transaction=True)
     if set_:
-        pipe.hset(OVERRIDES, mapping=dict(set_))
+        pipe.hset(OVERRIDES, mapping=cast("Mapping[Any, Any]", dict(set_)))
     if remove:
         pipe.hdel(OVERRIDES, *remove)
     if records:

@@ -146,7 +146,7 @@ class Aligner:
         return None
 
     # --- out --------------------------------------------------------------------
-    def ready(self, highwater: Callable[[Hashable], int | None]) -> Iterator[Any]:
+    def ready(self, highwater: Callable[[Any], int | None]) -> Iterator[Any]:
         """Yield what can be handed on now: per task, lowest timestamp first.
 
         The caller calls :meth:`delivered` once it has handed a record on; one it was
@@ -158,7 +158,7 @@ class Aligner:
             yield from self._ready_task(partition, task, highwater)
 
     def _ready_task(
-        self, partition: int, task: list[Hashable], highwater: Callable[[Hashable], int | None]
+        self, partition: int, task: list[Hashable], highwater: Callable[[Any], int | None]
     ) -> Iterator[Any]:
         lanes = self._lanes
         lagging: dict[Hashable, bool] = {}  # empty lanes with more on the broker, asked once
@@ -204,7 +204,7 @@ class Aligner:
             lane.next_offset = record.offset + 1
 
     @staticmethod
-    def _has_more(tp: Hashable, lane: _Lane, highwater: Callable[[Hashable], int | None]) -> bool:
+    def _has_more(tp: Hashable, lane: _Lane, highwater: Callable[[Any], int | None]) -> bool:
         hw = highwater(tp)
         return hw is not None and lane.fetch_offset is not None and lane.fetch_offset < hw
 

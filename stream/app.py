@@ -27,7 +27,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.transport import consumer as faust_consumer
@@ -44,7 +44,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # aiokafka passes this attribute to its Fetcher at start(); no Faust setting reaches it.
-        consumer._fetch_max_wait_ms = self.app.kairos_settings.fetch_max_wait_ms
+        consumer._fetch_max_wait_ms = _kairos(self.app).kairos_settings.fetch_max_wait_ms
         return consumer
 
 
@@ -57,7 +57,7 @@ class _Consumer(faust_aiokafka.Consumer):
     @property
     def aligner(self) -> Aligner:
         if self._aligner is None:
-            app = self.app
+            app = _kairos(self.app)
             self._aligner = Aligner(app.kairos_aligned_topics, app.kairos_settings.align_idle_ms)
         return self._aligner
 
@@ -73,7 +73,7 @@ class _Consumer(faust_aiokafka.Consumer):
         tps = list(tps)
         acked = {tp: list(self._acked[tp]) for tp in tps}
         offsets = self._filter_committable_offsets(tps)
-        before_commit = self.app.kairos_before_commit
+        before_commit = _kairos(self.app).kairos_before_commit
         try:
             if before_commit is not None:
                 await before_commit()
@@ -114,7 +114,7 @@ class _Consumer(faust_aiokafka.Consumer):
         """
         aligner = self.aligner
         client = self._thread._ensure_consumer()  # aiokafka's: it knows when it last polled
-        settings = self.app.kairos_settings
+        settings = _kairos(self.app).kairos_settings
         stale_ms = max(2_000, 20 * settings.fetch_max_wait_ms)
         now = time.time() * 1000
         positions = []
@@ -227,6 +227,16 @@ class KairosApp(faust.App):
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
+
+
+def _kairos(app: Any) -> KairosApp:
+    """Faust types ``self.app`` as its own AppT; ours carries the kairos_* attributes."""
+    return cast(KairosApp, app)
+
+
+def input_positions(app: KairosApp, partition: int) -> list[tuple[str, int | None, int | None]]:
+    """The worker consumer's view of ``partition``'s input (``_Consumer.input_positions``)."""
+    return cast(_Consumer, app.consumer).input_positions(partition)
 
 
 def create_app(settings: Settings) -> KairosApp:

@@ -350,8 +350,8 @@ def decode_event(raw: bytes | None, topic: str, key: bytes | None = None) -> Eve
     if raw is None:
         return Rejection("record has no value (null)", "malformed")
     obj = _parse_object(raw)
-    if obj.__class__ is Rejection:
-        return obj  # type: ignore[return-value]
+    if isinstance(obj, Rejection):
+        return obj
     try:
         key_text = key.decode() if key is not None else None
     except UnicodeDecodeError:

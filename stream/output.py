@@ -179,7 +179,7 @@ class Output:
         last = records[-1:] if exact_end else []
         body = records[:-1] if exact_end else records
         future = None
-        batch, in_batch = producer.create_batch(), []
+        batch, in_batch = producer.create_batch(), list[Record]()
         for key, value in body:
             if batch.append(key=key, value=value, timestamp=None) is None:
                 await self._send_one(batch, topic, partition, in_batch)

@@ -59,7 +59,7 @@ def on_timer(ctx: Ctx, kind: str, due: int, cfg: AbandonedCartConfig) -> None:
             "cart_id": state.cart_id,
             "step": step,
             "items": items,
-            "item_count": sum(int(i["quantity"]) for i in items),
+            "item_count": sum(int(qty) for qty, _ in state.cart.values()),
             "cart_value": value,
             "currency": state.currency or "",
         },

@@ -11,6 +11,8 @@ kept as recent views), and a customer inside the cooldown gets no new deadline.
 
 from __future__ import annotations
 
+from typing import Any
+
 from core.config import BrowseAbandonmentConfig
 from core.context import Ctx
 from core.durations import format_duration
@@ -88,11 +90,13 @@ def on_timer(ctx: Ctx, kind: str, due: int, cfg: BrowseAbandonmentConfig) -> Non
     )
 
 
-def _burst(views: list, at: int, cfg: BrowseAbandonmentConfig) -> tuple[int, str, list] | None:
+def _burst(
+    views: list[Any], at: int, cfg: BrowseAbandonmentConfig
+) -> tuple[int, str, list[Any]] | None:
     """The views of the burst ending at ``at``: the most viewed product, else category."""
     recent = sorted((v for v in views if at - cfg.window <= v[0] <= at), key=lambda v: v[0])
     for field in (1, 2):
-        groups: dict[str, list] = {}
+        groups: dict[str, list[Any]] = {}
         for view in recent:
             if view[field] is not None:
                 groups.setdefault(view[field], []).append(view)

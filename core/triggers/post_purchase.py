@@ -11,6 +11,8 @@ since the follow-up needs the order's total.
 
 from __future__ import annotations
 
+from typing import Any
+
 from core.config import PostPurchaseConfig
 from core.context import Ctx
 from core.durations import format_duration, iso
@@ -24,7 +26,7 @@ TIMERS = frozenset({TIMER})
 _DONE = "post_purchase.done"  # start time of the newest order followed up
 
 
-def _start(order: list, cfg: PostPurchaseConfig) -> int:
+def _start(order: list[Any], cfg: PostPurchaseConfig) -> int:
     """When this order's follow-up clock started (0: not yet)."""
     return order[0] if cfg.on == "order_placed" else order[3]
 
