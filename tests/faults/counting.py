@@ -58,7 +58,8 @@ class Counts:
     bad_signatures: int = 0
     # the dispatcher's own account, by final outcome per action on `deliveries`
     delivery_outcomes: dict[str, int] = field(default_factory=dict)
-    dead_but_arrived: int = 0
+    dead_but_arrived: int = 0  # recorded dead or failed, yet the receiver has it
+    delivered_not_arrived: int = 0  # recorded delivered, yet the receiver never saw it
     # dead letters
     dead_letters_expected: int = 0
     dead_letters: int = 0  # unique sources
@@ -86,6 +87,8 @@ class Counts:
             and self.dead_letters_missing == 0
             and self.unexpected_arrivals == 0
             and self.dead_letters_unexpected == 0
+            and self.dead_but_arrived == 0
+            and self.delivered_not_arrived == 0
         )
 
     def summary(self) -> str:

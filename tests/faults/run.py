@@ -13,9 +13,10 @@ import asyncio
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from .counting import Counts, count
-from .expectations import expect
+from .expectations import Expected, expect
 from .harness import VAR, Harness
 from .observer import Outputs
 from .publisher import now_ms, publish
@@ -29,6 +30,7 @@ LEAD_MS = 1_000  # the plan starts this long after it is built
 # than the dispatcher's lease (how long a killed dispatcher's actions wait to be taken
 # over: 10 s to 42 s in the revisions measured).
 SETTLE_S = 60.0
+DEADLINE_TRIGGERS = frozenset({"abandoned_cart", "browse_abandonment", "post_purchase"})
 
 
 async def run(scenario: Scenario, out_dir: Path = VAR, code_dir: Path = ROOT) -> Counts:
@@ -58,7 +60,8 @@ async def run(scenario: Scenario, out_dir: Path = VAR, code_dir: Path = ROOT) ->
         counts.unexpected_exits = h.unexpected_exits()
         _dump(h.dir, outputs, arrivals)
     counts.seconds = time.monotonic() - started
-    _write(counts, scenario, timeline, out_dir)
+    moments = [_at_fault(at, what, plan.t0_ms, expected, arrivals) for at, what in sorted(timeline)]
+    _write(counts, scenario, moments, out_dir)
     print(counts.summary(), flush=True)
     return counts
 
@@ -69,9 +72,29 @@ async def _inject(h: Harness, fault: Fault, t0_ms: int, timeline: list[tuple[flo
     await fault.do(h)
 
 
-def _write(
-    counts: Counts, scenario: Scenario, timeline: list[tuple[float, str]], out: Path
-) -> None:
+def _at_fault(
+    at_s: float, what: str, t0_ms: int, expected: Expected, arrivals: Arrivals
+) -> dict[str, Any]:
+    """What was at stake when a fault hit: sends decided but not yet arrived, and
+    deadlines coming due in the next 15 s (the ones a killed worker must not lose)."""
+    at_ms = t0_ms + at_s * 1000
+    arrived = {a for a, t in arrivals.raw if t * 1000 <= at_ms}
+    sends = expected.sends
+    return {
+        "at_s": at_s,
+        "what": what,
+        "sends_not_yet_arrived": sum(
+            1 for a, d in sends.items() if d["decided_at"] <= at_ms and a not in arrived
+        ),
+        "deadlines_due_next_15s": sum(
+            1
+            for d in expected.decisions.values()
+            if d["trigger"] in DEADLINE_TRIGGERS and at_ms < d["decided_at"] <= at_ms + 15_000
+        ),
+    }
+
+
+def _write(counts: Counts, scenario: Scenario, moments: list[dict[str, Any]], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     data = {
         "scenario": scenario.name,
@@ -79,7 +102,7 @@ def _write(
         "customers": scenario.traffic.customers,
         "duration_s": scenario.traffic.duration_s,
         "workers": scenario.setup.workers,
-        "faults": [{"at_s": at, "what": what} for at, what in sorted(timeline)],
+        "faults": moments,
         "logs": str(out / "logs" / scenario.name),
         **counts.to_json(),
     }
