@@ -6,7 +6,9 @@
 * **decisions**: live (unique ``action_id`` on ``actions``) against replay, as sets of
   ``(trigger, customer_id, action_id)``, and the statuses of the common ones;
 * **dead letters**: one per bad record published, matched by source (topic, partition,
-  offset).
+  offset);
+* **the dispatcher's account**: the last ``deliveries`` outcome of each action must agree
+  with the receiver (``dead`` for a message that arrived is a wrong record).
 
 Each lost action carries its evidence: whether live decided it at all, its delivery
 outcomes, and the topic/partition/offset of the events that caused it.
@@ -187,6 +189,9 @@ def _count_arrivals(
     c.delivery_outcomes = dict(Counter(final.values()).most_common())
     c.dead_but_arrived = sum(
         1 for a, o in final.items() if o in ("dead", "failed") and a in received
+    )
+    c.delivered_not_arrived = sum(
+        1 for a, o in final.items() if o == "delivered" and a not in received
     )
     c.lost_sample = [
         {

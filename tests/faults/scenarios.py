@@ -211,11 +211,14 @@ def burst(scale: Scale) -> Scenario:
 
 def combined(scale: Scale) -> Scenario:
     """(j) issue 11's run: 2 workers + dispatcher; at 20/60 of the run kill -9 a worker
-    (restart at 30/60), at 40/60 kill -9 the dispatcher (restart at 45/60)."""
+    (restart at 30/60), at 40/60 kill -9 the dispatcher (restart at 45/60). The receiver
+    answers in 50 ms, a provider's usual latency, so the dispatcher has sends on the wire
+    when it dies."""
     return Scenario(
         "combined",
         "kill -9 a worker (restart 10 s later), then the dispatcher (restart 5 s later)",
         _traffic(scale),
+        Setup(receiver_delay_s=0.05),
         faults=(
             Fault(scale.at(20 / 60), "kill -9 worker-1", kill_worker(1)),
             Fault(scale.at(30 / 60), "restart worker-1", start_worker(1)),

@@ -46,6 +46,10 @@ def assert_clean(counts: Counts) -> None:
         f"{json.dumps(counts.extra_sample[:3], indent=1)}\nstatus: {counts.status_sample[:3]}"
     )
     assert counts.unexpected_arrivals == 0, "messages arrived that replay did not decide"
+    assert (counts.dead_but_arrived, counts.delivered_not_arrived) == (0, 0), (
+        f"deliveries disagrees with the receiver: {counts.dead_but_arrived} recorded dead or "
+        f"failed but arrived, {counts.delivered_not_arrived} recorded delivered but never arrived"
+    )
     assert counts.bad_signatures == 0, "the receiver got requests with a bad signature"
     assert counts.unexpected_exits == {}, f"processes died on their own: {counts.unexpected_exits}"
     assert counts.replay_clock_past_end, "kairos replay could not run its clock past the end"
