@@ -5,7 +5,8 @@
     python -m tests.faults.soak --rev HEAD                # the committed code, not the tree
 
 Writes ``var/faults/<scenario>.json`` (the latest run of each), ``var/faults/soak.json``
-(every run) and ``var/faults/soak.md`` (the table). Exits 1 when any run lost or
+(every run) and ``var/faults/soak.md`` (the table); ``--readme`` also copies the table
+into README.md, between the Fault suite section's markers. Exits 1 when any run lost or
 duplicated a message or decided differently from replay.
 """
 
@@ -114,6 +115,21 @@ async def soak(names: list[str], runs: int, scale: str, code_dir: Path, code: st
     return 0 if all(c.ok for _, c in rows) else 1
 
 
+README_MARKERS = ("<!-- faults:start -->\n", "<!-- faults:end -->")
+
+
+def update_readme(table_md: str, readme: Path = ROOT / "README.md") -> bool:
+    """Put ``table_md`` between the README's fault markers; False when they are missing."""
+    text = readme.read_text()
+    start, end = README_MARKERS
+    if start not in text or end not in text:
+        return False
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}{table_md.rstrip()}\n{end}{tail}")
+    return True
+
+
 def _write(
     rows: list[tuple[int, Counts]],
     started: datetime,
@@ -143,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--scale", choices=("full", "short"), default="full")
     parser.add_argument("--rev", help="run the Kairos processes from this git revision")
+    parser.add_argument(
+        "--readme", action="store_true", help="copy the table into README.md's Fault suite"
+    )
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
     unknown = [n for n in names if n not in ALL]
@@ -161,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     status = asyncio.run(soak(names, args.runs, args.scale, code_dir, code))
     print(f"soak: {time.monotonic() - started:.0f}s; table in {VAR / 'soak.md'}")
+    if args.readme and not update_readme((VAR / "soak.md").read_text()):
+        print("soak: README.md has no fault markers; table not copied", file=sys.stderr)
     return status
 
 
