@@ -159,14 +159,14 @@ class Harness:
         """Stop everything; safe to call twice and after a failed start."""
         for process in [*self.workers, self.dispatcher]:
             if process is not None:
-                process.kill(signal.SIGKILL, timeout=5)
+                await process.kill(signal.SIGKILL, timeout=5)
         if self.observer is not None:
             await self.observer.close()
         await self.receiver.close()
         await self.proxy.close()
         for service in (self.redis, self.broker):
             if service is not None:
-                service.stop(timeout=5)
+                await service.stop(timeout=5)
 
     async def wait_group_stable(self, timeout: float = 60.0) -> None:
         """Every input partition owned by exactly one running worker (as their metrics say)."""
@@ -181,8 +181,8 @@ class Harness:
         await wait_until(stable, timeout=timeout, what="a stable worker group")
 
     # --- faults -------------------------------------------------------------------------
-    def kill_worker(self, index: int, sig: int = signal.SIGKILL) -> None:
-        self.workers[index].kill(sig)
+    async def kill_worker(self, index: int, sig: int = signal.SIGKILL) -> None:
+        await self.workers[index].kill(sig)
 
     async def start_worker(self, index: int | None = None, *, wait: bool = True) -> int:
         """Start worker ``index`` again, or a new one when ``index`` is None; returns its index."""
@@ -198,18 +198,18 @@ class Harness:
             await self.workers[index].ready()
         return index
 
-    def kill_dispatcher(self, sig: int = signal.SIGKILL) -> None:
+    async def kill_dispatcher(self, sig: int = signal.SIGKILL) -> None:
         assert self.dispatcher is not None
-        self.dispatcher.kill(sig)
+        await self.dispatcher.kill(sig)
 
     async def start_dispatcher(self) -> None:
         assert self.dispatcher is not None
         self.dispatcher.start()
         await self.dispatcher.ready()
 
-    def stop_redis(self) -> None:
+    async def stop_redis(self) -> None:
         assert self.redis is not None
-        self.redis.stop()
+        await self.redis.stop()
 
     async def start_redis(self) -> None:
         assert self.redis is not None

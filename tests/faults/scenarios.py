@@ -7,6 +7,7 @@ scenario keeps its shape when scaled down for ``make test`` or up for ``make soa
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
@@ -51,7 +52,7 @@ class Scenario:
 
 def kill_worker(index: int) -> Step:
     async def step(h: Harness) -> None:
-        h.kill_worker(index)
+        await h.kill_worker(index)
 
     return step
 
@@ -64,16 +65,14 @@ def start_worker(index: int | None = None) -> Step:
 
 
 def stop_worker(index: int) -> Step:
-    import signal
-
     async def step(h: Harness) -> None:
-        h.kill_worker(index, signal.SIGTERM)
+        await h.kill_worker(index, signal.SIGTERM)
 
     return step
 
 
 async def kill_dispatcher(h: Harness) -> None:
-    h.kill_dispatcher()
+    await h.kill_dispatcher()
 
 
 async def start_dispatcher(h: Harness) -> None:
@@ -82,7 +81,7 @@ async def start_dispatcher(h: Harness) -> None:
 
 
 async def stop_redis(h: Harness) -> None:
-    h.stop_redis()
+    await h.stop_redis()
 
 
 async def start_redis(h: Harness) -> None:

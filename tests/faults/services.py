@@ -104,24 +104,34 @@ class Child:
         self.starts += 1
         Child._alive.add(self)
 
-    def kill(self, sig: int = signal.SIGKILL, timeout: float = 20.0) -> None:
-        """Send ``sig`` and wait for the exit; SIGKILL if it has not exited by ``timeout``."""
+    async def kill(self, sig: int = signal.SIGKILL, timeout: float = 20.0) -> None:
+        """Send ``sig`` and wait for the exit; SIGKILL if it has not exited by ``timeout``.
+
+        Waits by polling, so the event loop (receiver, publisher) runs on meanwhile: a
+        worker's clean stop takes seconds.
+        """
         proc = self.process
         if proc is None:
             return
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(sig)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self._ended()
+            deadline = time.monotonic() + timeout
+            while proc.poll() is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        self.kill_now()
 
-    def stop(self, timeout: float = 20.0) -> None:
+    async def stop(self, timeout: float = 20.0) -> None:
         """A clean stop: the process's own stop signal, then SIGKILL after ``timeout``."""
-        self.kill(self.stop_signal, timeout)
+        await self.kill(self.stop_signal, timeout)
+
+    def kill_now(self) -> None:
+        """SIGKILL and reap, synchronously (for interpreter exit)."""
+        proc = self.process
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        self._ended()
 
     def poll(self) -> int | None:
         """The return code if the process ended on its own (recorded once), else None."""
@@ -149,7 +159,7 @@ class Child:
     @classmethod
     def stop_all(cls) -> None:
         for child in list(cls._alive):
-            child.kill(signal.SIGKILL, timeout=5)
+            child.kill_now()
 
 
 atexit.register(Child.stop_all)

@@ -34,7 +34,7 @@ async def proxied_broker(tmp_path: Path) -> AsyncIterator[tuple[Broker, FaultPro
         yield broker, proxy
     finally:
         await proxy.close()
-        broker.stop()
+        await broker.stop()
 
 
 async def producer(bootstrap: str, client_id: str = "kairos-like") -> AIOKafkaProducer:
