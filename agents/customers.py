@@ -1,8 +1,8 @@
-"""The Faust wiring: one agent over the co-partitioned input topics, plus periodic tasks.
+"""The Faust wiring: the co-partitioned input topics, the runtime, and periodic tasks.
 
-The agent only hands each record to ``Runtime.on_message``; timers and state
-flushes run as tasks of the same worker, so they share the event loop (and need
-no locks around customer state).
+The consumer hands each input record to ``Runtime.handle`` (stream/app.py, in
+event-time order per partition); timers and checkpoints run as tasks of the same
+worker, so they share the event loop (and need no locks around customer state).
 """
 
 from __future__ import annotations
@@ -38,12 +38,10 @@ def install(app: KairosApp, runtime: Runtime, table: Any) -> None:
     source = raw_topics(app, *names)
     runtime.input_positions = lambda partition: input_positions(app, partition)
 
-    @app.agent(source, name="customers")
-    async def customers(stream: Any) -> None:
-        on_message = runtime.on_message
-        async for event in stream.events():
-            msg = event.message
-            await on_message(msg.topic, msg.partition, msg.offset, msg.key, msg.value)
+    # Records reach the runtime from the consumer's drain loop (stream/app.py), a
+    # partition batch at a time; Faust still subscribes, rebalances and commits.
+    app.topics.add(source)
+    app.kairos_handler = runtime.handle
 
     @app.timer(settings.timer_tick, name="fire_timers")
     async def fire_timers() -> None:

@@ -60,7 +60,22 @@ class Runtime:
         self._children: dict[tuple[Any, ...], Any] = {}  # cached metric children: hot path
 
     # --- input ------------------------------------------------------------
-    async def on_message(
+    def handle(
+        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
+    ) -> None:
+        """One input record, start to finish, without an await: effects are buffered.
+
+        A record the code fails on (a bug) must neither stop the partition nor vanish:
+        it is logged with its place and goes to ``dead-letters`` with the error.
+        """
+        try:
+            self._handle(topic, partition, offset, key, value)
+        except Exception as exc:
+            log.exception("failed on %s-%d@%d", topic, partition, offset)
+            bug = Rejection(f"internal error: {exc!r}", "internal_error")
+            self.dead_letter(topic, partition, offset, key, value, bug)
+
+    def _handle(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
     ) -> None:
         self._position[(topic, partition)] = offset + 1

@@ -40,6 +40,10 @@ from stream.settings import Settings
 log = logging.getLogger(__name__)
 
 
+# (topic, partition, offset, key, value) of one record
+Handler = Callable[[str, int, int, bytes | None, bytes | None], None]
+
+
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
@@ -186,19 +190,32 @@ class _Consumer(faust_aiokafka.Consumer):
                     "%s: fetched offset %d, expected %d: seeking back", tp, jump.got, jump.expected
                 )
                 await self.seek(tp, jump.expected)
+        handler = _kairos(self.app).kairos_handler
         callback = self.callback
         read_offset = self._read_offset
         commit_every = self._commit_every
+        suspended = self.suspend_flow.is_set
+        ack = self.ack
         since_yield = 0
         for message in aligner.ready(self.highwater):
+            if suspended():
+                return  # a rebalance began: what is left is fetched again after it
             since_yield += 1
             if since_yield > 100:  # as Faust: let other tasks run within a long batch
                 await asyncio.sleep(0)
                 since_yield = 0
+                if suspended():
+                    return
             if commit_every is not None and self._n_acked >= commit_every:
                 self._n_acked = 0
                 await self.commit()
-            await callback(message)
+            if handler is None:
+                await callback(message)  # Faust's way: conductor, channel queue, agent
+            else:
+                handler(
+                    message.topic, message.partition, message.offset, message.key, message.value
+                )
+                ack(message)  # handled: its offset may be committed (after a checkpoint)
             aligner.delivered(message)
             read_offset[message.tp] = message.offset
 
@@ -224,6 +241,9 @@ class KairosApp(faust.App):
     kairos_before_commit: Callable[[], Awaitable[Any]] | None = None
     # Input topics read in event-time order per partition (stream/alignment.py).
     kairos_aligned_topics: frozenset[str] = frozenset()
+    # Handles one aligned input record, synchronously, in place of Faust's conductor,
+    # channel queue and agent stream (None: records go through Faust's agent as usual).
+    kairos_handler: Handler | None = None
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
