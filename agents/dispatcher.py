@@ -31,7 +31,7 @@ from channels.contacts import ContactBook
 from channels.dispatch import Dispatcher
 from channels.resilience import until_redis_answers
 from monitoring import metrics
-from state.live_config import ConfigWatcher
+from state.config_watcher import ConfigWatcher
 from stream import topics
 from stream.app import KairosApp, raw_topics
 from stream.events import Rejection, decode_event, decode_profile

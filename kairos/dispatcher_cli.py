@@ -53,7 +53,7 @@ def build(settings: Any) -> Any:
     from channels.settings import retry_policy_from_env
     from kairos.worker import load_campaign_config
     from monitoring import http, metrics
-    from state.live_config import ConfigWatcher
+    from state.config_watcher import ConfigWatcher
     from stream.app import create_app
     from stream.output import Output
     from stream.security import kafka_client_kwargs, redis_kwargs

@@ -2,7 +2,7 @@
 
 A change made here is stored as a live override in Redis, recorded in the history
 and announced to every running worker, which uses it within about a second; an edit
-of the file reaches them the same way. See ``state/live_config.py`` for the design.
+of the file reaches them the same way. See ``state/overrides.py`` for the design.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from core.config import TRIGGER_TYPES, Config
 from core.config_file import ConfigError
 from kairos import arguments, inputs
 from kairos.errors import UserError
-from state import live_config as live
+from state import override_store as store
+from state import overrides as live
 from stream.security import redact_url, redis_kwargs
 
 DEFAULT_CONFIG = inputs.DEFAULT_CONFIG
@@ -125,7 +126,7 @@ def _list(args: argparse.Namespace) -> int:
     path = _config_path(args)
     file_cfg = _file_config(args)
     try:
-        overrides = live.read_overrides(_client(args))
+        overrides = store.read_overrides(_client(args))
         where = f"{len(overrides)} live override(s) from {redact_url(_redis_url(args))}"
     except redis.RedisError as exc:
         overrides = {}
@@ -192,7 +193,7 @@ def _change(args: argparse.Namespace, name: str, key: str, value: str) -> int:
         raise UserError(f"{problems[0]}{hint}; nothing changed", 1)
     _check_duration(dotted, value)
     client = _client(args)
-    overrides = live.read_overrides(client)
+    overrides = store.read_overrides(client)
     if overrides.get(dotted) == value:
         print(f"{dotted}: already {value} (live override); nothing changed")
         return 0
@@ -201,7 +202,7 @@ def _change(args: argparse.Namespace, name: str, key: str, value: str) -> int:
     after, _ = live.apply_overrides(file_cfg, {**overrides, dotted: value})
     old, new = _value(before, dotted), _value(after, dotted)
     record = live.history_entry(dotted, old, new, _by(args), "cli")
-    live.write_overrides(client, {dotted: value}, [], [record])
+    store.write_overrides(client, {dotted: value}, [], [record])
     print(f"{dotted}: {old} -> {new} (live override; every worker within 2s)")
     return 0
 
@@ -216,7 +217,7 @@ def _reset(args: argparse.Namespace) -> int:
         prefix = _prefix(args.name)
         dotted = prefix.rstrip(".")
     client = _client(args)
-    overrides = live.read_overrides(client)
+    overrides = store.read_overrides(client)
     gone = sorted(k for k in overrides if k == dotted or k.startswith(prefix))
     if not gone:
         print(f"no live overrides for {dotted}; nothing changed")
@@ -230,7 +231,7 @@ def _reset(args: argparse.Namespace) -> int:
         old, new = _value(before, key), _value(after, key)
         records.append(live.history_entry(key, old, new, by, "cli reset"))
         print(f"{key}: {old} -> {new} (override removed; the file rules)")
-    live.write_overrides(client, {}, gone, records)
+    store.write_overrides(client, {}, gone, records)
     return 0
 
 
@@ -238,7 +239,7 @@ def _history(args: argparse.Namespace) -> int:
     client = _client(args)
     prefix = _prefix(args.name) if args.name else ""
     wanted = args.limit if not prefix else live.HISTORY_LIMIT
-    entries = [e for e in live.read_history(client, wanted) if e["key"].startswith(prefix)]
+    entries = [e for e in store.read_history(client, wanted) if e["key"].startswith(prefix)]
     for entry in entries[: args.limit]:
         if args.json:
             print(json.dumps(entry, sort_keys=True))

@@ -77,8 +77,8 @@ def build(settings: Settings, cfg: Config) -> tuple[faust.App, Runtime]:
     install(app, runtime, table)
     redis = aioredis.from_url(settings.redis_url, **redis_kwargs(settings.redis_url))
 
-    # Live config: file + Redis overrides now, then followed (see state/live_config.py).
-    from state.live_config import ConfigWatcher
+    # Live config: file + Redis overrides now, then followed (see state/config_watcher.py).
+    from state.config_watcher import ConfigWatcher
 
     def use(new: Config) -> None:
         runtime.cfg = new  # atomic for the next event or timer

@@ -31,7 +31,8 @@ from core.config import TRIGGER_TYPES, Config
 from kairos.cli import main as kairos
 from kairos.launcher import Broker, resolve_broker_bin, start_broker
 from monitoring import metrics
-from state import live_config as live
+from state import override_store, overrides
+from state.config_watcher import ConfigWatcher
 from stream import topics
 
 pytestmark = pytest.mark.integration
@@ -89,7 +90,7 @@ class Applied:
 async def watching(path: Path, url: str, poll: float = 0.5):
     applied = Applied()
     client = aioredis.from_url(url)
-    watcher = live.ConfigWatcher(str(path), url, client, applied, poll_seconds=poll)
+    watcher = ConfigWatcher(str(path), url, client, applied, poll_seconds=poll)
     watcher.load_initial(Config())
     task = asyncio.create_task(watcher.run())
     try:
@@ -124,7 +125,7 @@ async def test_bad_file_is_rejected_and_the_old_config_stays(
     write(path, CONFIG.format(delay="2s"))
     async with watching(path, url, poll=0.05) as (watcher, applied):
         before = failures()
-        with caplog.at_level(logging.ERROR, "kairos.config"):
+        with caplog.at_level(logging.ERROR, "state.config_watcher"):
             write(path, BAD_CONFIG)
             await asyncio.sleep(0.5)
         assert failures() == before + 1  # once per bad content, not once per poll
@@ -153,10 +154,10 @@ async def test_bad_override_is_skipped_and_the_others_apply(
     path = tmp_path / "triggers.yaml"
     write(path, CONFIG.format(delay="2s"))
     raw = redis.Redis.from_url(url)
-    raw.hset(live.OVERRIDES, mapping={"triggers.abandoned_cart.delay": "soon"})
-    raw.hset(live.OVERRIDES, mapping={"triggers.welcome.enabled": "false"})
+    raw.hset(overrides.OVERRIDES, mapping={"triggers.abandoned_cart.delay": "soon"})
+    raw.hset(overrides.OVERRIDES, mapping={"triggers.welcome.enabled": "false"})
     before = failures()
-    with caplog.at_level(logging.ERROR, "kairos.config"):
+    with caplog.at_level(logging.ERROR, "state.config_watcher"):
         async with watching(path, url) as (watcher, _):
             pass
     assert failures() == before + 1
@@ -175,7 +176,7 @@ async def test_file_edit_is_recorded_once_however_many_workers_see_it(
         write(path, CONFIG.format(delay="4s"))
         await one.wait(2)
         await two.wait(2)
-    history = live.read_history(redis.Redis.from_url(url), 10)
+    history = override_store.read_history(redis.Redis.from_url(url), 10)
     assert [(h["key"], h["old"], h["new"], h["source"]) for h in history] == [
         ("triggers.abandoned_cart.delay", "2s", "4s", "file")
     ]
