@@ -1,24 +1,50 @@
-"""The typed configuration: journey thresholds, triggers and contact policy.
+"""The typed configuration: journey thresholds, engine knobs, contact policy, triggers.
 
-Every value has a documented default here; ``config/triggers.yaml`` overrides
-them key by key (see ``core.config_file`` for loading and validation).
-Durations are milliseconds in code and ``30m``/``2h``/``7d`` in the file;
-fields holding one are declared with :func:`duration`.
+Every value has a documented default here or, for a trigger's own settings, in its
+module under ``core/triggers/`` (its config type is part of its declaration, see
+``core.trigger``); ``config/triggers.yaml`` overrides them key by key (see
+``core.config_file`` for loading and validation). Durations are milliseconds in code
+and ``30m``/``2h``/``7d`` in the file; fields holding one are declared with
+:func:`duration`, numbers with a range and text with a fixed vocabulary with
+:func:`setting`, so the file's validation reads them off the dataclasses.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from core.durations import DAY, HOUR, MINUTE, SECOND
+from core.durations import DAY, MINUTE, SECOND
+
+T = TypeVar("T")
 
 CHANNELS = ("console", "push", "email", "sms", "webhook", "slack", "wecom")
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """The range a number setting must fall in, and how a message says so."""
+
+    check: Callable[[float], bool]
+    expected: str  # completes "expected ..., got 1.5"
+
+
+AT_LEAST_ONE = Limit(lambda v: v >= 1, "a whole number of 1 or more")
+PERCENT = Limit(lambda v: 0 < v <= 100, "a percentage from 1 to 100")
+SHARE_BELOW_ONE = Limit(lambda v: 0 <= v < 1, "a share from 0 up to but not including 1, like 0.1")
+SHARE_UP_TO_ONE = Limit(lambda v: 0 < v <= 1, "a share above 0 and at most 1, like 0.25")
+NPS_SCORE = Limit(lambda v: 0 <= v <= 10, "an NPS score from 0 to 10")
 
 
 def duration(default_ms: int) -> Any:
     """A dataclass field whose file form is a duration string."""
     return field(default=default_ms, metadata={"duration": True})
+
+
+def setting(default: T, *, limit: Limit | None = None, choices: tuple[str, ...] = ()) -> T:
+    """A dataclass field with a range (numbers; else 0 or more) or a vocabulary (text)."""
+    return field(default=default, metadata={"limit": limit, "choices": choices})
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +58,8 @@ class QuietHours:
 class JourneyConfig:
     at_risk_after: int = duration(30 * DAY)  # a purchaser with no activity this long
     churned_after: int = duration(90 * DAY)
-    loyalty_orders: int = 2  # orders within loyalty_window make a loyal customer
-    loyalty_window: int = duration(90 * DAY)
+    loyalty_orders: int = setting(2, limit=AT_LEAST_ONE)  # orders within loyalty_window...
+    loyalty_window: int = duration(90 * DAY)  # ...make a loyal customer
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,110 +67,25 @@ class EngineConfig:
     timer_grace: int = duration(2 * SECOND)  # wait this long past a deadline for late exits
     late_grace: int = duration(10 * MINUTE)  # older than newest-seen minus this = late event
     dedupe_horizon: int = duration(1 * DAY)  # event_ids remembered this long...
-    dedupe_size: int = 32  # ...and at most this many per customer
-    recent_views: int = 16  # product views kept per customer for browse/intent triggers
+    dedupe_size: int = setting(32, limit=AT_LEAST_ONE)  # ...and at most this many per customer
+    recent_views: int = setting(16, limit=AT_LEAST_ONE)  # product views kept per customer
 
 
 @dataclass(frozen=True, slots=True)
 class TriggerConfig:
-    """What every trigger has: switch, channel, template and delivery policy hooks."""
+    """What every trigger has: switch, channel, template and delivery policy hooks.
+
+    Each trigger's config type subclasses this in the trigger's module.
+    """
 
     enabled: bool = True
     shadow: bool = False  # decide and record with status "shadow", never send
     channel: str = "push"
     template: str = ""
     priority: int = 50  # higher wins when triggers compete within policy.priority_window
-    holdout: float = 0.0  # deterministic share of customers held out as control
+    holdout: float = setting(0.0, limit=SHARE_BELOW_ONE)  # share held out as control
     cooldown: int = duration(0)  # minimum time between two sends of this trigger
     attribution_window: int = duration(3 * DAY)
-
-
-@dataclass(frozen=True, slots=True)
-class AbandonedCartConfig(TriggerConfig):
-    delay: int = duration(30 * MINUTE)
-    min_cart_value: float = 0.0
-    reminder_delay: int = duration(0)  # 0 = no second reminder; else after the first
-    template: str = "You left {item_count} item(s) worth {cart_value} {currency} in your cart"
-
-
-@dataclass(frozen=True, slots=True)
-class BrowseAbandonmentConfig(TriggerConfig):
-    min_views: int = 2  # views of one product (or category) within window
-    window: int = duration(1 * HOUR)
-    delay: int = duration(1 * HOUR)
-    channel: str = "email"
-    cooldown: int = duration(1 * DAY)
-    template: str = "Still thinking about {product_id}?"
-
-
-@dataclass(frozen=True, slots=True)
-class LimitedTimeOfferConfig(TriggerConfig):
-    min_views: int = 3  # views of one product within window
-    window: int = duration(10 * MINUTE)
-    checkout_attempts: int = 2  # checkouts started without an order
-    valid_for: int = duration(2 * HOUR)
-    discount_percent: int = 10
-    cooldown: int = duration(7 * DAY)
-    priority: int = 80
-    template: str = "{discount_percent}% off {product_id} with code {code}, until {expires_at}"
-
-
-@dataclass(frozen=True, slots=True)
-class PostPurchaseConfig(TriggerConfig):
-    on: str = "order_paid"  # or order_placed
-    delay: int = duration(3 * DAY)
-    kind: str = "review_request"  # or cross_sell
-    channel: str = "email"
-    template: str = "How was your order {order_id}?"
-
-
-@dataclass(frozen=True, slots=True)
-class WelcomeConfig(TriggerConfig):
-    on_first_activity: bool = True
-    on_first_purchase: bool = True
-    channel: str = "email"
-    template: str = "Welcome!"
-
-
-@dataclass(frozen=True, slots=True)
-class ChurnAlertConfig(TriggerConfig):
-    channel: str = "slack"  # the customer-success team's channel
-    short_window: int = duration(7 * DAY)
-    long_window: int = duration(30 * DAY)
-    drop_ratio: float = 0.25  # short-window rate below this share of the long-window rate
-    min_long_activity: int = 8  # engagement drop needs this much history to mean anything
-    win_back_offer: bool = False  # also send the customer a win_back offer
-    cooldown: int = duration(30 * DAY)
-    template: str = "Customer {customer_id} is at risk: {reason}"
-
-
-@dataclass(frozen=True, slots=True)
-class WinBackConfig(TriggerConfig):
-    channel: str = "email"
-    discount_percent: int = 15
-    valid_for: int = duration(7 * DAY)
-    template: str = "We miss you: {discount_percent}% off with code {code}"
-
-
-@dataclass(frozen=True, slots=True)
-class NpsDetractorConfig(TriggerConfig):
-    channel: str = "slack"
-    max_score: float = 6  # nps 0-6 is a detractor
-    review_max_score: float = 2  # reviews at or below this score
-    priority: int = 90
-    template: str = "Detractor {customer_id} scored {score}"
-
-
-TRIGGER_TYPES: dict[str, type[TriggerConfig]] = {
-    "abandoned_cart": AbandonedCartConfig,
-    "browse_abandonment": BrowseAbandonmentConfig,
-    "limited_time_offer": LimitedTimeOfferConfig,
-    "post_purchase": PostPurchaseConfig,
-    "welcome": WelcomeConfig,
-    "churn_alert": ChurnAlertConfig,
-    "win_back": WinBackConfig,
-    "nps_detractor": NpsDetractorConfig,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +104,9 @@ class PolicyConfig:
 
 
 def _default_triggers() -> dict[str, TriggerConfig]:
+    # Imported here: trigger modules import this one for TriggerConfig.
+    from core.triggers import TRIGGER_TYPES
+
     return {name: cls() for name, cls in TRIGGER_TYPES.items()}
 
 
@@ -171,10 +115,14 @@ class Config:
     journey: JourneyConfig = JourneyConfig()
     engine: EngineConfig = EngineConfig()
     policy: PolicyConfig = PolicyConfig()
+    # every registered trigger (core.triggers), in registry order
     triggers: dict[str, TriggerConfig] = field(default_factory=_default_triggers)
 
-    def trigger(self, name: str) -> TriggerConfig:
-        return self.triggers[name]
 
+def __getattr__(name: str) -> dict[str, type[TriggerConfig]]:
+    """``TRIGGER_TYPES`` stays importable from here; its home is ``core.triggers``."""
+    if name == "TRIGGER_TYPES":
+        from core.triggers import TRIGGER_TYPES
 
-DEFAULT = Config()
+        return TRIGGER_TYPES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,8 +2,11 @@
 
 The file overrides the defaults of :mod:`core.config` key by key: a file naming
 only ``triggers.abandoned_cart.delay`` changes only that. The schema is the
-dataclasses themselves (field names, annotations, ``duration`` metadata); a few
-tables below add what annotations cannot say (ranges, choices, channels).
+dataclasses themselves: field names, annotations, and what :func:`core.config.duration`
+and :func:`core.config.setting` add (durations, ranges, vocabularies); the
+``triggers:`` section has one entry per registered trigger (``core.triggers``), each
+with its declaration's config type. A few rules below cover what every such field
+shares (channels, times of day, time zones, templates).
 
 YAML 1.1 surprises are handled on purpose: keys are read as written (so
 ``on:`` stays ``"on"``, not ``True``), and a text field given an unquoted
@@ -15,46 +18,30 @@ from __future__ import annotations
 import difflib
 import re
 import zoneinfo
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields, is_dataclass, replace
+from collections.abc import Iterable
+from dataclasses import Field, dataclass, fields, is_dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
 import yaml
 
-from core.config import CHANNELS, TRIGGER_TYPES, Config, PostPurchaseConfig, QuietHours
+from core.config import CHANNELS, Config, Limit, QuietHours
 from core.durations import format_duration, parse_duration
 from core.templates import template_fields, template_vars
+from core.triggers import TRIGGER_TYPES
 
 T = TypeVar("T")
 
 _STR = "tag:yaml.org,2002:str"
 _BOOL = "tag:yaml.org,2002:bool"
-_INT = "tag:yaml.org,2002:int"
-_FLOAT = "tag:yaml.org,2002:float"
 _NULL = "tag:yaml.org,2002:null"
 _HHMM = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 _INVALID = object()
 
-# Numbers default to "0 or more"; these fields say more (checked by field name).
-_LIMITS: dict[str, tuple[Callable[[float], bool], str]] = {
-    "holdout": (lambda v: 0 <= v < 1, "a share from 0 up to but not including 1, like 0.1"),
-    "drop_ratio": (lambda v: 0 < v <= 1, "a share above 0 and at most 1, like 0.25"),
-    "discount_percent": (lambda v: 0 < v <= 100, "a percentage from 1 to 100"),
-    "max_score": (lambda v: 0 <= v <= 10, "an NPS score from 0 to 10"),
-    "min_views": (lambda v: v >= 1, "a whole number of 1 or more"),
-    "checkout_attempts": (lambda v: v >= 1, "a whole number of 1 or more"),
-    "loyalty_orders": (lambda v: v >= 1, "a whole number of 1 or more"),
-    "dedupe_size": (lambda v: v >= 1, "a whole number of 1 or more"),
-    "recent_views": (lambda v: v >= 1, "a whole number of 1 or more"),
-}
-
-# Text fields with a fixed vocabulary, by (dataclass, field).
-_CHOICES: dict[tuple[type, str], tuple[str, ...]] = {
-    (PostPurchaseConfig, "on"): ("order_paid", "order_placed"),
-    (PostPurchaseConfig, "kind"): ("review_request", "cross_sell"),
-}
+# Numbers without a declared limit (core.config.setting): 0 or more.
+_WHOLE = Limit(lambda v: v >= 0, "a whole number of 0 or more")
+_NUMBER = Limit(lambda v: v >= 0, "0 or more")
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +213,7 @@ class _Reader:
             elif f.metadata.get("duration"):
                 value = self.duration(vnode, key)
             else:
-                value = self.typed(cls, name, hint, vnode, key, trigger)
+                value = self.typed(cls, f, hint, vnode, key, trigger)
             if value is not _INVALID:
                 changes[name] = value
         return replace(base, **changes)  # type: ignore[type-var]
@@ -264,37 +251,37 @@ class _Reader:
             return _INVALID
 
     def typed(
-        self, cls: type, name: str, hint: Any, node: yaml.Node, key: str, trigger: str | None
+        self, cls: type, f: Field[Any], hint: Any, node: yaml.Node, key: str, trigger: str | None
     ) -> object:
         if hint is bool:
             value = self.scalar(node, key)
             return value if isinstance(value, bool) else self.expected(node, key, "true or false")
         if hint is int or hint is float:
-            return self.number(name, hint, node, key)
+            return self.number(f, hint, node, key)
         if hint is str:
-            return self.text(cls, name, node, key, trigger)
+            return self.text(cls, f, node, key, trigger)
         if hint == tuple[str, ...]:
-            return self.text_list(name, node, key)
-        raise TypeError(f"{cls.__name__}.{name}: no file form for {hint!r}")  # a schema bug
+            return self.text_list(f.name, node, key)
+        raise TypeError(f"{cls.__name__}.{f.name}: no file form for {hint!r}")  # a schema bug
 
-    def number(self, name: str, hint: type, node: yaml.Node, key: str) -> object:
+    def number(self, f: Field[Any], hint: type, node: yaml.Node, key: str) -> object:
         value = self.scalar(node, key)
         whole = hint is int
         ok = isinstance(value, int) if whole else isinstance(value, int | float)
         if not ok or isinstance(value, bool) or value is _INVALID:
             return self.expected(node, key, "a whole number" if whole else "a number")
-        check, expectation = _LIMITS.get(
-            name, (lambda v: v >= 0, "a whole number of 0 or more" if whole else "0 or more")
-        )
-        if not check(value):
-            return self.expected(node, key, expectation)
+        limit: Limit = f.metadata.get("limit") or (_WHOLE if whole else _NUMBER)
+        if not limit.check(value):
+            return self.expected(node, key, limit.expected)
         return value if whole else float(value)
 
-    def text(self, cls: type, name: str, node: yaml.Node, key: str, trigger: str | None) -> object:
+    def text(
+        self, cls: type, f: Field[Any], node: yaml.Node, key: str, trigger: str | None
+    ) -> object:
         if not _is_text(node):
             return self.expected(node, key, "text")
         value = str(node.value)  # as written: `21:00` stays text, not sexagesimal 1260
-        message = _text_problem(cls, name, value, trigger)
+        message = _text_problem(cls, f.name, value, trigger, f.metadata.get("choices", ()))
         if message:
             self.problem(node, key, message)
             return _INVALID
@@ -308,7 +295,7 @@ class _Reader:
             if not _is_text(item):
                 self.expected(item, f"{key}[{i}]", "text")
                 continue
-            message = _text_problem(None, name, str(item.value), None)
+            message = _text_problem(None, name, str(item.value), None, ())
             if message:
                 self.problem(item, f"{key}[{i}]", message)
                 continue
@@ -325,9 +312,10 @@ def _is_text(node: yaml.Node) -> bool:
     )
 
 
-def _text_problem(cls: type | None, name: str, value: str, trigger: str | None) -> str:
-    """Why a text value is wrong for its field, or ``""``."""
-    choices = _CHOICES.get((cls, name)) if cls else None
+def _text_problem(
+    cls: type | None, name: str, value: str, trigger: str | None, choices: tuple[str, ...]
+) -> str:
+    """Why a text value is wrong for its field (``choices``: its vocabulary, if any), or ``""``."""
     if choices and value not in choices:
         return f"expected one of {', '.join(choices)}, got {value!r}"
     if name in ("channel", "cap_exempt_channels") and value not in CHANNELS:

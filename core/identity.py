@@ -5,8 +5,9 @@ state (``Step.merges``); A's history may live on another partition, so the
 worker sends the request through the internal ``identity`` topic to A's owner,
 which answers with A's state keyed by C. :func:`merge` then folds it in:
 activity windows and recent views are combined, the earlier first-seen time
-kept, an anonymous cart adopted when C has none (with its abandoned-cart deadline), and the journey stage raised
-to the further of the two (before a purchase stages only move forward).
+kept, an anonymous cart adopted when C has none, and the journey stage raised
+to the further of the two (before a purchase stages only move forward). Then the
+triggers' ``on_merge`` hooks run (``abandoned_cart`` arms an adopted cart's deadline).
 Each anonymous id is merged once per customer, however often the request or the
 answer is delivered.
 """
@@ -16,8 +17,9 @@ from __future__ import annotations
 from core import windows
 from core.config import Config
 from core.context import Ctx
+from core.hooks import bound
 from core.model import STAGE_RANK, CustomerState, Event, Step
-from core.triggers import abandoned_cart
+from core.trigger import Merge
 
 MAX_MERGED = 8
 _PRE_PURCHASE = frozenset({"new", "awareness", "interest", "consideration"})
@@ -52,15 +54,18 @@ def merge(state: CustomerState, other: CustomerState, now: int, cfg: Config) -> 
         state.first_seen = other.first_seen
     state.last_active = max(state.last_active, other.last_active)
     state.max_ts = max(state.max_ts, other.max_ts)
-    if other.cart and not state.cart and not state.checkout_value:
+    adopted_cart = bool(other.cart and not state.cart and not state.checkout_value)
+    if adopted_cart:
         state.cart.update(other.cart)
         state.cart_id += 1
         state.cart_at = other.cart_at
         state.cart_events[:] = other.cart_events
         state.currency = state.currency or other.currency
-        cart_cfg = cfg.triggers["abandoned_cart"]
-        if cart_cfg.enabled and abandoned_cart.FIRST not in state.timers:
-            ctx.set_timer(abandoned_cart.FIRST, state.cart_at + cart_cfg.delay)  # type: ignore[attr-defined]
+    hooks = bound(cfg).on_merge
+    if hooks:
+        merge = Merge(other, adopted_cart)
+        for hook, tcfg in hooks:
+            hook(ctx, merge, tcfg)
     if (
         state.stage in _PRE_PURCHASE
         and other.stage in _PRE_PURCHASE

@@ -22,7 +22,7 @@ when unknown):
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -40,6 +40,8 @@ from babel.dates import (
 )
 from babel.numbers import format_currency, format_decimal, get_currency_precision
 
+from core.triggers import SPECS
+
 COMMON_VARS = frozenset(
     {
         "customer_id",
@@ -53,20 +55,22 @@ COMMON_VARS = frozenset(
     }
 )
 
-_TRIGGER_VARS = {
-    "abandoned_cart": {"cart_value", "currency", "item_count", "items", "step"},
-    "browse_abandonment": {"product_id", "category", "views"},
-    "limited_time_offer": {"product_id", "code", "expires_at", "discount_percent", "reason"},
-    "post_purchase": {"order_id", "kind", "total", "currency"},
-    "welcome": {"reason"},
-    "churn_alert": {"reason", "stage", "days_inactive", "last_active"},
-    "win_back": {"code", "expires_at", "discount_percent"},
-    "nps_detractor": {"score", "kind"},
-}
 
-TEMPLATE_VARS: dict[str, frozenset[str]] = {
-    name: COMMON_VARS | names for name, names in _TRIGGER_VARS.items()
-}
+class _TemplateVars(Mapping[str, frozenset[str]]):
+    """Per registered trigger, the variables its template may use: its declaration's
+    ``template_vars`` and the common ones. A view: a trigger registered later is in it."""
+
+    def __getitem__(self, trigger: str) -> frozenset[str]:
+        return COMMON_VARS | SPECS[trigger].template_vars
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(SPECS)
+
+    def __len__(self) -> int:
+        return len(SPECS)
+
+
+TEMPLATE_VARS: Mapping[str, frozenset[str]] = _TemplateVars()
 """The variables a template of each trigger may use (common ones included)."""
 
 TIME_VARS = frozenset({"expires_at", "deliver_at", "last_active"})
@@ -91,7 +95,8 @@ _FORMATTER = Formatter()
 
 def template_vars(trigger: str) -> frozenset[str]:
     """The variables available to ``trigger``'s template; the common ones for unknown triggers."""
-    return TEMPLATE_VARS.get(trigger, COMMON_VARS)
+    spec = SPECS.get(trigger)
+    return COMMON_VARS if spec is None else COMMON_VARS | spec.template_vars
 
 
 def _parts(template: str) -> list[tuple[str, str | None, str]]:

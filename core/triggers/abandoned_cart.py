@@ -3,21 +3,32 @@
 At most one decision per cart (a cart starts when an empty cart gets an item),
 an optional second reminder ``reminder_delay`` after the first, and carts
 below ``min_cart_value`` are left alone. Exit: ``order_placed`` or an emptied
-cart cancels the pending deadline at once.
+cart cancels the pending deadline at once. An anonymous visitor's cart adopted
+at login (``core.identity``) gets its deadline as well.
 """
 
 from __future__ import annotations
 
-from core.config import AbandonedCartConfig
+from dataclasses import dataclass
+
+from core.config import TriggerConfig, duration
 from core.context import Ctx
-from core.durations import format_duration, iso
+from core.durations import MINUTE, format_duration, iso
 from core.facts import cart_value
 from core.model import Event
+from core.trigger import Merge, TriggerDoc, TriggerSpec
 
 NAME = "abandoned_cart"
-EVENTS = frozenset({"add_to_cart", "remove_from_cart", "checkout_started", "order_placed"})
-FIRST, REMINDER = "abandoned_cart", "abandoned_cart_reminder"
-TIMERS = frozenset({FIRST, REMINDER})
+FIRST, REMINDER = "abandoned_cart", "abandoned_cart_reminder"  # timer kinds
+_CART = "abandoned_cart.cart"  # the cart id whose first message was decided
+
+
+@dataclass(frozen=True, slots=True)
+class AbandonedCartConfig(TriggerConfig):
+    delay: int = duration(30 * MINUTE)
+    min_cart_value: float = 0.0
+    reminder_delay: int = duration(0)  # 0 = no second reminder; else after the first
+    template: str = "You left {item_count} item(s) worth {cart_value} {currency} in your cart"
 
 
 def on_event(ctx: Ctx, ev: Event, cfg: AbandonedCartConfig, late: bool) -> None:
@@ -26,10 +37,16 @@ def on_event(ctx: Ctx, ev: Event, cfg: AbandonedCartConfig, late: bool) -> None:
         ctx.cancel_timer(FIRST)
         ctx.cancel_timer(REMINDER)
         return
-    if state.marks.get("abandoned_cart.cart") == state.cart_id:
+    if state.marks.get(_CART) == state.cart_id:
         return  # this cart already had its reminder
     if FIRST not in state.timers:  # a later cart change re-arms it when it pops
         ctx.set_timer(FIRST, state.cart_at + cfg.delay)
+
+
+def on_merge(ctx: Ctx, merge: Merge, cfg: AbandonedCartConfig) -> None:
+    """An adopted anonymous cart gets its deadline, as if its last change happened here."""
+    if merge.adopted_cart and FIRST not in ctx.state.timers:
+        ctx.set_timer(FIRST, ctx.state.cart_at + cfg.delay)
 
 
 def on_timer(ctx: Ctx, kind: str, due: int, cfg: AbandonedCartConfig) -> None:
@@ -42,7 +59,7 @@ def on_timer(ctx: Ctx, kind: str, due: int, cfg: AbandonedCartConfig) -> None:
         return
     step = 1 if kind == FIRST else 2
     if step == 1:
-        state.marks["abandoned_cart.cart"] = state.cart_id
+        state.marks[_CART] = state.cart_id
         if cfg.reminder_delay:
             ctx.set_timer(REMINDER, due + cfg.reminder_delay)
     items = [
@@ -66,3 +83,20 @@ def on_timer(ctx: Ctx, kind: str, due: int, cfg: AbandonedCartConfig) -> None:
         sources=tuple(state.cart_events),
         cause_ts=due,
     )
+
+
+SPEC = TriggerSpec(
+    name=NAME,
+    config=AbandonedCartConfig,
+    template_vars=frozenset({"cart_value", "currency", "item_count", "items", "step"}),
+    events=frozenset({"add_to_cart", "remove_from_cart", "checkout_started", "order_placed"}),
+    on_event=on_event,
+    timers=frozenset({FIRST, REMINDER}),
+    on_timer=on_timer,
+    on_merge=on_merge,
+    doc=TriggerDoc(
+        fires_when="cart has items and no order within `delay` of the last cart change",
+        key_parameters=("delay", "min_cart_value", "reminder_delay"),
+        exits="an order or an emptied cart cancels; at most once per cart (+ optional reminder)",
+    ),
+)

@@ -11,19 +11,29 @@ kept as recent views), and a customer inside the cooldown gets no new deadline.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from core.config import BrowseAbandonmentConfig
+from core.config import AT_LEAST_ONE, TriggerConfig, duration, setting
 from core.context import Ctx
-from core.durations import format_duration
+from core.durations import DAY, HOUR, format_duration
 from core.facts import view_burst
 from core.model import Event
+from core.trigger import TriggerDoc, TriggerSpec
 
 NAME = "browse_abandonment"
-EVENTS = frozenset({"product_view", "add_to_cart", "order_placed"})
 TIMER = "browse_abandonment"
-TIMERS = frozenset({TIMER})
 _AT = "browse_abandonment.at"  # newest view time of the pending burst
+
+
+@dataclass(frozen=True, slots=True)
+class BrowseAbandonmentConfig(TriggerConfig):
+    min_views: int = setting(2, limit=AT_LEAST_ONE)  # views of one product (or category)...
+    window: int = duration(1 * HOUR)  # ...within this
+    delay: int = duration(1 * HOUR)
+    channel: str = "email"
+    cooldown: int = duration(1 * DAY)
+    template: str = "Still thinking about {product_id}?"
 
 
 def on_event(ctx: Ctx, ev: Event, cfg: BrowseAbandonmentConfig, late: bool) -> None:
@@ -104,3 +114,20 @@ def _burst(
         if best is not None and len(best[1]) >= cfg.min_views:
             return field, best[0], best[1]
     return None
+
+
+SPEC = TriggerSpec(
+    name=NAME,
+    config=BrowseAbandonmentConfig,
+    template_vars=frozenset({"product_id", "category", "views"}),
+    events=frozenset({"product_view", "add_to_cart", "order_placed"}),
+    on_event=on_event,
+    timers=frozenset({TIMER}),
+    on_timer=on_timer,
+    doc=TriggerDoc(
+        fires_when="`min_views` views of a product or category within `window`, "
+        "then no cart add or order for `delay`",
+        key_parameters=("min_views", "window", "delay", "cooldown"),
+        exits="add_to_cart / order cancel; no new deadline inside the cooldown",
+    ),
+)

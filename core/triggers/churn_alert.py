@@ -9,25 +9,38 @@ Two causes:
   the last activity (when the short window has emptied), armed only for
   customers with enough history. A customer inside the cooldown is not checked.
 With ``win_back_offer`` the customer also gets a ``win_back`` offer (under the
-win_back trigger's settings, if it is enabled) when they go at_risk.
+win_back trigger's settings, if it is enabled) when they go at_risk: a handoff in
+the declaration below, run right after this trigger's own stage hook.
 """
 
 from __future__ import annotations
 
-from core.config import ChurnAlertConfig, WinBackConfig
+from dataclasses import dataclass
+
+from core.config import SHARE_UP_TO_ONE, TriggerConfig, duration, setting
 from core.context import Ctx
 from core.durations import DAY, HOUR, MINUTE, iso
 from core.facts import COUNTER_OF, activity_pair
 from core.model import Event, StageChange
-from core.triggers import win_back
+from core.trigger import Handoff, TriggerDoc, TriggerSpec
 
 NAME = "churn_alert"
-EVENTS = frozenset(COUNTER_OF)
-STAGES = frozenset({"at_risk"})
 TIMER = "churn_alert"
-TIMERS = frozenset({TIMER})
 _CHECKED = "churn_alert.checked"
 _CHECK_EVERY = HOUR
+
+
+@dataclass(frozen=True, slots=True)
+class ChurnAlertConfig(TriggerConfig):
+    channel: str = "slack"  # the customer-success team's channel
+    short_window: int = duration(7 * DAY)
+    long_window: int = duration(30 * DAY)
+    # short-window rate below this share of the long-window rate
+    drop_ratio: float = setting(0.25, limit=SHARE_UP_TO_ONE)
+    min_long_activity: int = 8  # engagement drop needs this much history to mean anything
+    win_back_offer: bool = False  # also send the customer a win_back offer
+    cooldown: int = duration(30 * DAY)
+    template: str = "Customer {customer_id} is at risk: {reason}"
 
 
 def on_stage(ctx: Ctx, change: StageChange, cfg: ChurnAlertConfig) -> None:
@@ -35,10 +48,10 @@ def on_stage(ctx: Ctx, change: StageChange, cfg: ChurnAlertConfig) -> None:
     days = max(0, change.at - state.last_active) // DAY
     why = f"no activity for {days} days since {iso(state.last_active)}: {change.from_stage} -> at_risk"
     _alert(ctx, cfg, ("at_risk", change.at), why, change.at, days)
-    if cfg.win_back_offer:
-        wcfg = ctx.cfg.triggers.get(win_back.NAME)
-        if isinstance(wcfg, WinBackConfig) and wcfg.enabled:
-            win_back.offer(ctx, change, wcfg)
+
+
+def _offers_win_back(cfg: ChurnAlertConfig) -> bool:
+    return cfg.win_back_offer
 
 
 def on_event(ctx: Ctx, ev: Event, cfg: ChurnAlertConfig, late: bool) -> None:
@@ -109,3 +122,31 @@ def _alert(
         sources=sources,
         cause_ts=cause_ts,
     )
+
+
+SPEC = TriggerSpec(
+    name=NAME,
+    config=ChurnAlertConfig,
+    template_vars=frozenset({"reason", "stage", "days_inactive", "last_active"}),
+    events=frozenset(COUNTER_OF),
+    on_event=on_event,
+    timers=frozenset({TIMER}),
+    on_timer=on_timer,
+    stages=frozenset({"at_risk"}),
+    on_stage=on_stage,
+    handoffs=(Handoff("at_risk", "win_back", _offers_win_back),),
+    doc=TriggerDoc(
+        fires_when="a purchaser goes `at_risk`, or activity over `short_window` falls below "
+        "`drop_ratio` of its rate over `long_window`",
+        key_parameters=(
+            "short_window",
+            "long_window",
+            "drop_ratio",
+            "min_long_activity",
+            "win_back_offer",
+            "cooldown",
+        ),
+        exits="to the customer-success team; with `win_back_offer` the customer also gets "
+        "a `win_back` offer on at_risk",
+    ),
+)

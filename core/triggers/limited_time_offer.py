@@ -11,15 +11,29 @@ intent that old is no longer in session.
 
 from __future__ import annotations
 
-from core.config import LimitedTimeOfferConfig
+from dataclasses import dataclass
+
+from core.config import AT_LEAST_ONE, PERCENT, TriggerConfig, duration, setting
 from core.context import Ctx
-from core.durations import format_duration, iso
+from core.durations import DAY, HOUR, MINUTE, format_duration, iso
 from core.facts import cart_value, view_burst
 from core.ids import offer_code
 from core.model import Event
+from core.trigger import TriggerDoc, TriggerSpec
 
 NAME = "limited_time_offer"
-EVENTS = frozenset({"product_view", "checkout_started"})
+
+
+@dataclass(frozen=True, slots=True)
+class LimitedTimeOfferConfig(TriggerConfig):
+    min_views: int = setting(3, limit=AT_LEAST_ONE)  # views of one product within window
+    window: int = duration(10 * MINUTE)
+    checkout_attempts: int = setting(2, limit=AT_LEAST_ONE)  # checkouts without an order
+    valid_for: int = duration(2 * HOUR)
+    discount_percent: int = setting(10, limit=PERCENT)
+    cooldown: int = duration(7 * DAY)
+    priority: int = 80
+    template: str = "{discount_percent}% off {product_id} with code {code}, until {expires_at}"
 
 
 def on_event(ctx: Ctx, ev: Event, cfg: LimitedTimeOfferConfig, late: bool) -> None:
@@ -61,3 +75,19 @@ def on_event(ctx: Ctx, ev: Event, cfg: LimitedTimeOfferConfig, late: bool) -> No
         sources=sources,
         cause_ts=ev.ts,
     )
+
+
+SPEC = TriggerSpec(
+    name=NAME,
+    config=LimitedTimeOfferConfig,
+    template_vars=frozenset({"product_id", "code", "expires_at", "discount_percent", "reason"}),
+    events=frozenset({"product_view", "checkout_started"}),
+    on_event=on_event,
+    doc=TriggerDoc(
+        fires_when="`min_views` views of one product within `window`, or `checkout_attempts` "
+        "checkouts without an order: fires on the qualifying event, with a unique code and "
+        "`expires_at`",
+        key_parameters=("min_views", "window", "checkout_attempts", "valid_for", "cooldown"),
+        exits="once per burst or checkout run; late events never fire it",
+    ),
+)

@@ -7,12 +7,23 @@ alert: an unhappy customer stays unhappy.
 
 from __future__ import annotations
 
-from core.config import NpsDetractorConfig
+from dataclasses import dataclass
+
+from core.config import NPS_SCORE, TriggerConfig, setting
 from core.context import Ctx
 from core.model import Event
+from core.trigger import TriggerDoc, TriggerSpec
 
 NAME = "nps_detractor"
-EVENTS = frozenset({"nps", "review"})
+
+
+@dataclass(frozen=True, slots=True)
+class NpsDetractorConfig(TriggerConfig):
+    channel: str = "slack"
+    max_score: float = setting(6, limit=NPS_SCORE)  # nps 0-6 is a detractor
+    review_max_score: float = 2  # reviews at or below this score
+    priority: int = 90
+    template: str = "Detractor {customer_id} scored {score}"
 
 
 def on_event(ctx: Ctx, ev: Event, cfg: NpsDetractorConfig, late: bool) -> None:
@@ -31,3 +42,18 @@ def on_event(ctx: Ctx, ev: Event, cfg: NpsDetractorConfig, late: bool) -> None:
         sources=(ev.event_id,),
         cause_ts=ev.ts,
     )
+
+
+SPEC = TriggerSpec(
+    name=NAME,
+    config=NpsDetractorConfig,
+    template_vars=frozenset({"score", "kind"}),
+    events=frozenset({"nps", "review"}),
+    on_event=on_event,
+    doc=TriggerDoc(
+        fires_when="an `nps` score from 0 to `max_score` or a `review` at or below "
+        "`review_max_score`",
+        key_parameters=("max_score", "review_max_score"),
+        exits="alert within seconds, late events included",
+    ),
+)

@@ -11,18 +11,29 @@ since the follow-up needs the order's total.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from core.config import PostPurchaseConfig
+from core.config import TriggerConfig, duration, setting
 from core.context import Ctx
-from core.durations import format_duration, iso
+from core.durations import DAY, format_duration, iso
 from core.facts import CLOSED
 from core.model import Event
+from core.trigger import TriggerDoc, TriggerSpec
 
 NAME = "post_purchase"
-EVENTS = frozenset({"order_placed", "order_paid", "order_cancelled", "order_refunded"})
 TIMER = "post_purchase"
-TIMERS = frozenset({TIMER})
+
+
+@dataclass(frozen=True, slots=True)
+class PostPurchaseConfig(TriggerConfig):
+    on: str = setting("order_paid", choices=("order_paid", "order_placed"))  # starts the clock
+    delay: int = duration(3 * DAY)
+    kind: str = setting("review_request", choices=("review_request", "cross_sell"))
+    channel: str = "email"
+    template: str = "How was your order {order_id}?"
+
+
 _DONE = "post_purchase.done"  # start time of the newest order followed up
 
 
@@ -76,3 +87,19 @@ def on_timer(ctx: Ctx, kind: str, due: int, cfg: PostPurchaseConfig) -> None:
     following = _next_due(ctx, cfg)
     if following is not None:
         ctx.set_timer(TIMER, following)
+
+
+SPEC = TriggerSpec(
+    name=NAME,
+    config=PostPurchaseConfig,
+    template_vars=frozenset({"order_id", "kind", "total", "currency"}),
+    events=frozenset({"order_placed", "order_paid", "order_cancelled", "order_refunded"}),
+    on_event=on_event,
+    timers=frozenset({TIMER}),
+    on_timer=on_timer,
+    doc=TriggerDoc(
+        fires_when="`delay` after `order_paid` (or `order_placed`, setting `on`)",
+        key_parameters=("on", "delay", "kind"),
+        exits="a cancel or refund before cancels; once per order",
+    ),
+)

@@ -9,14 +9,23 @@ order count one.
 
 from __future__ import annotations
 
-from core.config import WelcomeConfig
+from dataclasses import dataclass
+
+from core.config import TriggerConfig
 from core.context import Ctx
 from core.model import Event, StageChange
+from core.trigger import TriggerDoc, TriggerSpec
 
 NAME = "welcome"
-EVENTS = frozenset({"order_placed"})
-STAGES = frozenset({"awareness", "interest", "consideration", "purchase", "loyalty"})
 _BUYERS = frozenset({"purchase", "loyalty"})
+
+
+@dataclass(frozen=True, slots=True)
+class WelcomeConfig(TriggerConfig):
+    on_first_activity: bool = True
+    on_first_purchase: bool = True
+    channel: str = "email"
+    template: str = "Welcome!"
 
 
 def on_event(ctx: Ctx, ev: Event, cfg: WelcomeConfig, late: bool) -> None:
@@ -47,3 +56,19 @@ def on_stage(ctx: Ctx, change: StageChange, cfg: WelcomeConfig) -> None:
         sources=(change.event_id,) if change.event_id else (),
         cause_ts=change.at,
     )
+
+
+SPEC = TriggerSpec(
+    name=NAME,
+    config=WelcomeConfig,
+    template_vars=frozenset({"reason"}),
+    events=frozenset({"order_placed"}),
+    on_event=on_event,
+    stages=frozenset({"awareness", "interest", "consideration", "purchase", "loyalty"}),
+    on_stage=on_stage,
+    doc=TriggerDoc(
+        fires_when="first activity, and first purchase",
+        key_parameters=("on_first_activity", "on_first_purchase"),
+        exits="once each; a first event that is an order gets one welcome, not two",
+    ),
+)

@@ -20,7 +20,7 @@ from core import engine
 from core.config import Config, EngineConfig
 from core.durations import DAY, HOUR, MINUTE
 from core.model import CustomerState, Decision, Event, Item
-from core.templates import _TRIGGER_VARS
+from core.triggers import SPECS
 from state.codec import decode, encode
 
 T0 = 1_767_258_000_000  # 2026-01-01T09:00:00Z: outside the default quiet hours
@@ -599,7 +599,7 @@ def test_action_ids_are_stable_across_replays(name: str) -> None:
 def test_payload_covers_the_trigger_template_variables(name: str) -> None:
     for d in _run(name).fired(name):
         assert d.reason and d.trigger == name
-        assert set(_TRIGGER_VARS[name]) <= set(d.payload), d.payload
+        assert SPECS[name].template_vars <= set(d.payload), d.payload
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
@@ -611,10 +611,8 @@ def test_disabled_trigger_does_not_fire(name: str) -> None:
 
 
 def test_every_trigger_is_registered_with_unique_timer_kinds() -> None:
-    from core.triggers import ALL
-
-    assert {m.NAME for m in ALL} == set(Config().triggers)
-    kinds = [kind for m in ALL for kind in getattr(m, "TIMERS", ())]
+    assert list(SPECS) == list(Config().triggers)
+    kinds = [kind for spec in SPECS.values() for kind in spec.timers]
     assert len(kinds) == len(set(kinds)) and "journey" not in kinds
 
 
