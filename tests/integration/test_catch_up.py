@@ -22,7 +22,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from workers import ROOT, Worker, collect, worker_env
 
-from kairos.launcher import Broker
+from kairos.launcher import create_topics, start_broker
+from stream import topics
 
 pytestmark = pytest.mark.integration
 
@@ -108,8 +109,15 @@ def replay(events: list[dict[str, object]], config: Path, tmp: Path) -> dict[str
 
 
 async def test_a_worker_catching_up_decides_what_replay_decides(
-    broker: Broker, bootstrap: str, redis_url: str, tmp_path: Path
+    redis_url: str, tmp_path: Path
 ) -> None:
+    # A broker of its own: records other tests published to these topics, newer than this
+    # backlog, would stand before it in the same partitions (a lane is read in offset order).
+    with start_broker() as broker:
+        await catch_up(broker.url, broker.bootstrap, redis_url, tmp_path)
+
+
+async def catch_up(broker_url: str, bootstrap: str, redis_url: str, tmp_path: Path) -> None:
     run = f"cu{uuid.uuid4().hex[:6]}"
     config = tmp_path / "triggers.yaml"
     config.write_text(CONFIG)
@@ -118,8 +126,9 @@ async def test_a_worker_catching_up_decides_what_replay_decides(
     triggers = {trigger for trigger, _ in expected.values()}
     assert {"welcome", "abandoned_cart", "limited_time_offer", "nps_detractor"} <= triggers
 
+    await create_topics(bootstrap, list(topics.ALL), 4)  # as the worker would (KAIROS_PARTITIONS)
     await publish(bootstrap, events)
-    worker = Worker(worker_env(broker.url, redis_url, config, f"itest-{run}"))
+    worker = Worker(worker_env(broker_url, redis_url, config, f"itest-{run}"))
     try:
         mine = lambda r: str(r["customer_id"]).startswith(run)  # noqa: E731
         actions = await collect(bootstrap, "actions", mine, len(expected), timeout=90)
