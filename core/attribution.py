@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from core.model import Conversion, CustomerState, Decision, Event
+from core.model import Conversion, CustomerState, Decision, Event, Group, Status
 
 if TYPE_CHECKING:
     from core.context import Ctx
 
-GROUP_OF = {"send": "sent", "deferred_quiet_hours": "sent", "held_out": "held_out"}
+GROUP_OF: dict[Status, Group] = {
+    "send": "sent",
+    "deferred_quiet_hours": "sent",
+    "held_out": "held_out",
+}
 _MAX_TOUCHES = 8
 
 

@@ -7,9 +7,9 @@ from typing import Any
 from core import attribution, policy
 from core.config import Config, TriggerConfig
 from core.ids import action_id
-from core.model import CustomerState, Decision, StageChange, Step, TimerChange
+from core.model import CustomerState, Decision, Stage, StageChange, Status, Step, TimerChange
 
-_ELIGIBLE = frozenset({"send", "shadow", "held_out", "deferred_quiet_hours"})
+_ELIGIBLE: frozenset[Status] = frozenset({"send", "shadow", "held_out", "deferred_quiet_hours"})
 
 
 class Ctx(Step):
@@ -41,7 +41,7 @@ class Ctx(Step):
         if self.state.timers.pop(kind, None) is not None:
             self.timers.append(TimerChange(self.state.customer_id, kind, None))
 
-    def stage(self, to_stage: str, event_id: str | None, at: int) -> None:
+    def stage(self, to_stage: Stage, event_id: str | None, at: int) -> None:
         state = self.state
         if to_stage != state.stage:
             self.stage_changes.append(

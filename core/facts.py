@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
 from zlib import adler32, crc32
 
 from core import windows
 from core.config import EngineConfig
-from core.model import CustomerState, Event
+from core.model import (
+    LINE_PRICE,
+    LINE_QUANTITY,
+    ORDER_CLOSED,
+    ORDER_ID,
+    ORDER_OPEN,
+    ORDER_PAID_AT,
+    ORDER_PAID_EVENT,
+    ORDER_PLACED_AT,
+    ORDER_STATUS,
+    VIEW_TS,
+    CustomerState,
+    Event,
+    Order,
+)
 
 # Counter names in ``CustomerState.counts``: short, since every customer stores them.
 COUNTER_OF = {
@@ -32,9 +45,6 @@ _CART_EVENTS = frozenset({"add_to_cart", "remove_from_cart", "checkout_started"}
 _ORDER_EVENTS = frozenset({"order_placed", "order_paid", "order_cancelled", "order_refunded"})
 _MAX_CART_EVENTS = 10
 _MAX_ORDERS = 10
-# An order in ``CustomerState.orders``: [placed_ts, total, order_id, paid_ts (0 = unpaid),
-# status, order_placed event_id, order_paid event_id (or None)].
-OPEN, CLOSED = 0, 1  # status: CLOSED once cancelled or refunded
 
 
 def is_duplicate(state: CustomerState, ev: Event, cfg: EngineConfig) -> bool:
@@ -90,13 +100,13 @@ def apply(state: CustomerState, ev: Event, cfg: EngineConfig, late: bool) -> Non
     if etype == "product_view":
         if not late:  # recent views are a window too: a late view is too old to show intent
             views = state.views
-            views.append([ts, ev.product_id, ev.category, ev.event_id])
+            views.append([ts, ev.product_id, ev.category, ev.event_id])  # a View
             if len(views) > cfg.recent_views:
                 del views[0]
     elif etype in _CART_EVENTS:
         # Topics are consumed independently, so an order can arrive before the cart
         # events that led to it: a cart change older than the last order was settled by it.
-        if not state.orders or ts > state.orders[-1][0]:
+        if not state.orders or ts > state.orders[-1][ORDER_PLACED_AT]:
             _cart_event(state, ev)
     elif etype in _ORDER_EVENTS:
         _order_event(state, ev)
@@ -123,17 +133,17 @@ def _cart_event(state: CustomerState, ev: Event) -> None:
         if line is None:
             state.cart[ev.product_id] = [qty, ev.price or 0.0]  # type: ignore[index]
         else:
-            line[0] += qty
+            line[LINE_QUANTITY] += qty
             if ev.price is not None:
-                line[1] = ev.price
+                line[LINE_PRICE] = ev.price
         _cart_touched(state, ev)
     elif etype == "remove_from_cart":
         line = state.cart.get(ev.product_id)  # type: ignore[arg-type]
         if line is not None:
-            if ev.quantity is None or ev.quantity >= line[0]:
+            if ev.quantity is None or ev.quantity >= line[LINE_QUANTITY]:
                 del state.cart[ev.product_id]  # type: ignore[arg-type]
             else:
-                line[0] -= ev.quantity
+                line[LINE_QUANTITY] -= ev.quantity
         if not state.cart:
             state.checkout_value = 0.0
         else:
@@ -152,8 +162,9 @@ def _order_event(state: CustomerState, ev: Event) -> None:
     etype, ts = ev.type, ev.ts
     if etype == "order_placed":
         orders = state.orders
-        orders.append([ts, ev.total or 0.0, ev.order_id, 0, OPEN, ev.event_id, None])
-        if len(orders) > 1 and orders[-2][0] > ts:
+        # the fields in order: placed_at, total, order_id, paid_at, status, placed and paid events
+        orders.append([ts, ev.total or 0.0, ev.order_id, 0, ORDER_OPEN, ev.event_id, None])
+        if len(orders) > 1 and orders[-2][ORDER_PLACED_AT] > ts:
             orders.sort(key=_order_ts)
         if len(orders) > _MAX_ORDERS:
             del orders[0]
@@ -164,13 +175,13 @@ def _order_event(state: CustomerState, ev: Event) -> None:
         state.checkouts = 0
     elif etype == "order_paid":
         order = find_order(state, ev.order_id)
-        if order is not None and not order[3]:
-            order[3] = ts
-            order[6] = ev.event_id
+        if order is not None and not order[ORDER_PAID_AT]:
+            order[ORDER_PAID_AT] = ts
+            order[ORDER_PAID_EVENT] = ev.event_id
     elif etype == "order_cancelled" or etype == "order_refunded":
         order = find_order(state, ev.order_id)
         if order is not None:
-            order[4] = CLOSED
+            order[ORDER_STATUS] = ORDER_CLOSED
 
 
 def _cart_touched(state: CustomerState, ev: Event) -> None:
@@ -182,14 +193,14 @@ def _cart_touched(state: CustomerState, ev: Event) -> None:
         del events[0]
 
 
-def _order_ts(order: list[Any]) -> int:
-    return order[0]
+def _order_ts(order: Order) -> int:
+    return order[ORDER_PLACED_AT]
 
 
-def find_order(state: CustomerState, order_id: str | None) -> list[Any] | None:
+def find_order(state: CustomerState, order_id: str | None) -> Order | None:
     """The remembered order ``order_id`` (the last ``_MAX_ORDERS`` are kept), or None."""
     for order in reversed(state.orders):
-        if order[2] == order_id:
+        if order[ORDER_ID] == order_id:
             return order
     return None
 
@@ -212,7 +223,7 @@ def activity_pair(state: CustomerState, now: int, short: int, long: int) -> tupl
 
 
 def orders_within(state: CustomerState, now: int, window: int) -> int:
-    return sum(1 for order in state.orders if order[0] > now - window)
+    return sum(1 for order in state.orders if order[ORDER_PLACED_AT] > now - window)
 
 
 def view_burst(
@@ -226,10 +237,10 @@ def view_burst(
 ) -> int:
     """Did the view at ``ts`` complete a burst of ``min_views`` views within ``window``?
 
-    Views count together when they share ``views[field]`` (1 = product, 2 = category)
-    equal to ``key``. Returns the newest view time of the burst if the view at ``ts``
-    completed one that the other views did not already make (so a burst fires once,
-    whatever order its views arrive in), else 0. With ``new_only=False``, a view that
+    Views count together when they share ``view[field]`` (``VIEW_PRODUCT`` or
+    ``VIEW_CATEGORY``) equal to ``key``. Returns the newest view time of the burst if
+    the view at ``ts`` completed one that the other views did not already make (so a
+    burst fires once, whatever order its views arrive in), else 0. With ``new_only=False``, a view that
     extends a burst counts too. Scans the recent views only.
     """
     views = state.views
@@ -242,10 +253,10 @@ def view_burst(
         # when the others alone are one view short of one.
         n = 0
         for v in views:  # a loop, not a comprehension: in 3.11 that is a call (~0.4 us)
-            if v[field] == key and v[0] >= low:
+            if v[field] == key and v[VIEW_TS] >= low:
                 n += 1
         return ts if n == min_views or (n > min_views and not new_only) else 0
-    times = [v[0] for v in views if v[field] == key and low <= v[0] <= high]  # one pass
+    times = [v[VIEW_TS] for v in views if v[field] == key and low <= v[VIEW_TS] <= high]
     if len(times) < min_views:
         return 0
     times.sort()

@@ -18,11 +18,21 @@ from core import windows
 from core.config import Config
 from core.context import Ctx
 from core.hooks import bound
-from core.model import STAGE_RANK, CustomerState, Event, Step
+from core.model import STAGE_RANK, VIEW_TS, CustomerState, Event, Stage, Step, View
 from core.trigger import Merge
 
 MAX_MERGED = 8
-_PRE_PURCHASE = frozenset({"new", "awareness", "interest", "consideration"})
+# the stages before a purchase, by name: a stage read from another worker's state is text
+_PRE_PURCHASE: dict[str, Stage] = {
+    "new": "new",
+    "awareness": "awareness",
+    "interest": "interest",
+    "consideration": "consideration",
+}
+
+
+def _view_ts(view: View) -> int:
+    return view[VIEW_TS]
 
 
 def wants_merge(state: CustomerState, ev: Event) -> str | None:
@@ -48,7 +58,7 @@ def merge(state: CustomerState, other: CustomerState, now: int, cfg: Config) -> 
         for start, count in buckets:
             windows.add(mine, start, max(state.max_ts, other.max_ts), count)
     if other.views:
-        views = sorted(state.views + other.views, key=lambda v: v[0])
+        views = sorted(state.views + other.views, key=_view_ts)
         state.views[:] = views[-cfg.engine.recent_views :]
     if other.first_seen and (not state.first_seen or other.first_seen < state.first_seen):
         state.first_seen = other.first_seen
@@ -66,10 +76,11 @@ def merge(state: CustomerState, other: CustomerState, now: int, cfg: Config) -> 
         merge = Merge(other, adopted_cart)
         for hook, tcfg in hooks:
             hook(ctx, merge, tcfg)
+    further = _PRE_PURCHASE.get(other.stage)
     if (
-        state.stage in _PRE_PURCHASE
-        and other.stage in _PRE_PURCHASE
-        and STAGE_RANK[other.stage] > STAGE_RANK[state.stage]
+        further is not None
+        and state.stage in _PRE_PURCHASE
+        and STAGE_RANK[further] > STAGE_RANK[state.stage]
     ):
-        ctx.stage(other.stage, None, now)
+        ctx.stage(further, None, now)
     return ctx

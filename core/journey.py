@@ -23,10 +23,10 @@ from __future__ import annotations
 from core.config import JourneyConfig
 from core.context import Ctx
 from core.facts import ACTIVITY, orders_within
-from core.model import STAGE_RANK, Event
+from core.model import STAGE_RANK, Event, Stage
 
 TIMER = "journey"
-_FUNNEL = {
+_FUNNEL: dict[str, Stage] = {
     "product_view": "interest",
     "search": "interest",
     "add_to_cart": "consideration",
@@ -35,7 +35,7 @@ _FUNNEL = {
 _PURCHASERS = frozenset({"purchase", "loyalty", "at_risk", "churned"})
 
 
-def _purchaser_stage(ctx: Ctx, now: int) -> str:
+def _purchaser_stage(ctx: Ctx, now: int) -> Stage:
     journey = ctx.cfg.journey
     loyal = orders_within(ctx.state, now, journey.loyalty_window) >= journey.loyalty_orders
     return "loyalty" if loyal else "purchase"

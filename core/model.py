@@ -9,9 +9,9 @@ in place (a copy per event would double the per-event cost).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
-STAGES = (
+Stage = Literal[
     "new",
     "awareness",
     "interest",
@@ -20,8 +20,23 @@ STAGES = (
     "loyalty",
     "at_risk",
     "churned",
-)
-STAGE_RANK = {stage: i for i, stage in enumerate(STAGES)}
+]
+STAGES: tuple[Stage, ...] = get_args(Stage)  # in journey order
+STAGE_RANK: dict[str, int] = {stage: i for i, stage in enumerate(STAGES)}
+
+Status = Literal[
+    "send",
+    "shadow",  # the trigger runs in shadow mode: recorded, never sent
+    "held_out",  # the customer is in the trigger's control group
+    "deferred_quiet_hours",  # sent when the customer's quiet hours end (payload deliver_at)
+    "suppressed_consent",
+    "suppressed_cooldown",
+    "suppressed_quiet_hours",  # an offer that would expire before quiet hours end
+]
+"""A decision's status: the contact policy the core can decide alone (``core.policy``)."""
+
+Group = Literal["sent", "held_out"]
+"""Which side of a trigger's uplift measurement a decision (and its conversion) is on."""
 
 TOPIC_TYPES: dict[str, frozenset[str]] = {
     "clickstream": frozenset(
@@ -114,7 +129,7 @@ class Decision:
     customer_id: str
     channel: str
     decided_at: int  # ms; event time in replay, wall clock live
-    status: str
+    status: Status
     reason: str
     payload: dict[str, Any]
     source_event_ids: tuple[str, ...]
@@ -137,8 +152,8 @@ class Decision:
 @dataclass(slots=True)
 class StageChange:
     customer_id: str
-    from_stage: str
-    to_stage: str
+    from_stage: str  # the customer's stage before, as kept in their state
+    to_stage: Stage
     at: int
     event_id: str | None
 
@@ -157,7 +172,7 @@ class Conversion:
     """An order attributed (last touch) to a trigger's earlier decision."""
 
     trigger: str
-    group: str  # "sent" or "held_out"
+    group: Group
     action_id: str
     customer_id: str
     order_id: str | None
@@ -221,31 +236,56 @@ class Step:
         self.late = late
 
 
+# The small lists inside CustomerState are its wire form: state/codec.py writes them as
+# JSON arrays, so a restarted worker reads what an older one wrote, and a list costs less
+# than an object per entry. Code names their fields through these indexes.
+
+View = list[Any]
+"""A recent product view in ``CustomerState.views``: [ts, product_id, category, event_id]."""
+VIEW_TS, VIEW_PRODUCT, VIEW_CATEGORY, VIEW_EVENT = 0, 1, 2, 3
+
+Order = list[Any]
+"""An order in ``CustomerState.orders``: [placed_at, total, order_id, paid_at (0 = not
+paid), status (ORDER_OPEN or ORDER_CLOSED), order_placed event_id, order_paid event_id
+or None]."""
+ORDER_PLACED_AT, ORDER_TOTAL, ORDER_ID, ORDER_PAID_AT = 0, 1, 2, 3
+ORDER_STATUS, ORDER_PLACED_EVENT, ORDER_PAID_EVENT = 4, 5, 6
+ORDER_OPEN, ORDER_CLOSED = 0, 1  # status: closed once cancelled or refunded
+
+CartLine = list[float]
+"""A line of ``CustomerState.cart`` (product_id -> line): [quantity, price]."""
+LINE_QUANTITY, LINE_PRICE = 0, 1
+
+Touch = list[Any]
+"""A decision that may be converted, in ``CustomerState.touches``: [trigger, at, group,
+action_id] (``core.attribution``)."""
+
+
 @dataclass(slots=True)
 class CustomerState:
     """Everything the engine keeps per customer; bounded in size (see ``state.codec``)."""
 
     customer_id: str
-    stage: str = "new"
+    stage: str = "new"  # a Stage; typed str as read back from the changelog, unchecked
     first_seen: int = 0
     last_active: int = 0  # event time of the last activity
     max_ts: int = 0  # newest event time seen: the reference for late events
     seen: dict[int, int] = field(default_factory=dict)  # event id digest -> ts, oldest first
-    cart: dict[str, list[float]] = field(default_factory=dict)  # product_id -> [qty, price]
+    cart: dict[str, CartLine] = field(default_factory=dict)  # product_id -> line
     cart_id: int = 0  # increments when an empty cart gets its first item
     cart_at: int = 0
     cart_events: list[str] = field(default_factory=list)  # event ids that built the cart
     currency: str | None = None
-    views: list[list[Any]] = field(default_factory=list)  # [[ts, product_id, category, id]]
+    views: list[View] = field(default_factory=list)  # oldest first
     checkouts: int = 0  # checkouts started since the last order
     checkout_value: float = 0.0  # cart_value of the last checkout_started, if given
-    orders: list[list[Any]] = field(default_factory=list)  # see core.facts, newest last
+    orders: list[Order] = field(default_factory=list)  # by placed_at, newest last
     order_count: int = 0
     revenue: float = 0.0
     counts: dict[str, list[list[int]]] = field(default_factory=dict)  # windows.Counts
     timers: dict[str, int] = field(default_factory=dict)  # kind -> due (ms)
     marks: dict[str, int] = field(default_factory=dict)  # trigger bookkeeping (last fired...)
     optouts: list[str] = field(default_factory=list)  # channels unsubscribed by event
-    touches: list[list[Any]] = field(default_factory=list)  # [[trigger, at, group, action_id]]
+    touches: list[Touch] = field(default_factory=list)  # oldest first
     profile: Profile | None = None
     merged: list[str] = field(default_factory=list)  # anonymous ids merged (or asked for)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.config import Config, TriggerConfig
 from core.ids import unit_share
-from core.model import CustomerState
+from core.model import CustomerState, Status
 
 CUSTOMER_CHANNELS = frozenset({"push", "email", "sms"})  # internal alert channels need no consent
 
@@ -55,23 +56,27 @@ def quiet_hours_end(state: CustomerState, now: int, cfg: Config) -> int | None:
     minute = now // 60_000
     key = (tz_name, quiet.start, quiet.end)
     run = _RUNS.get(key)
-    if run is None or not run[0] <= minute < run[1]:
+    if run is None or not run.first <= minute < run.until:
         if len(_RUNS) >= 4096:  # time zones come from profiles: bound what they can fill
             _RUNS.clear()
         run = _RUNS[key] = _quiet_run(tz_name, quiet.start, quiet.end, minute)
-    return run[2]
+    return run.answer
 
 
 # The answer is the same for every minute until the next edge of quiet hours: per zone
 # and setting, the run of minutes around the last one asked (decisions ask in time
 # order, so a zone converts times about twice a day instead of once a minute).
-_RUNS: dict[tuple[str, str, str], tuple[int, int, int | None]] = {}
+class _Run(NamedTuple):
+    first: int  # epoch minutes [first, until) ...
+    until: int
+    answer: int | None  # ... all have this answer
 
 
-def _quiet_run(
-    tz_name: str, start_hhmm: str, end_hhmm: str, minute: int
-) -> tuple[int, int, int | None]:
-    """``(minute, until, answer)``: :func:`quiet_end_at` for every minute in [minute, until)."""
+_RUNS: dict[tuple[str, str, str], _Run] = {}
+
+
+def _quiet_run(tz_name: str, start_hhmm: str, end_hhmm: str, minute: int) -> _Run:
+    """:func:`quiet_end_at` for ``minute`` and the run of minutes after it with the same answer."""
     answer = quiet_end_at(tz_name, start_hhmm, end_hhmm, minute)
     zone = _zone(tz_name)
     local = datetime.fromtimestamp(minute * 60, tz=zone)
@@ -87,7 +92,7 @@ def _quiet_run(
     later = datetime.fromtimestamp(until * 60, tz=zone)
     if until <= minute or local.utcoffset() != later.utcoffset():
         until = minute + 1
-    return minute, until, answer
+    return _Run(minute, until, answer)
 
 
 def quiet_end_at(tz_name: str, start_hhmm: str, end_hhmm: str, epoch_minute: int) -> int | None:
@@ -106,7 +111,7 @@ def quiet_end_at(tz_name: str, start_hhmm: str, end_hhmm: str, epoch_minute: int
 
 def status_for(
     state: CustomerState, trigger: str, tcfg: TriggerConfig, channel: str, now: int, cfg: Config
-) -> tuple[str, str]:
+) -> tuple[Status, str]:
     """The decision's status and, when not ``send``, why."""
     if not has_consent(state, channel):
         return "suppressed_consent", f"no consent for {channel}"

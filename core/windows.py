@@ -20,7 +20,8 @@ WINDOWS = {"10m": 10 * MINUTE, "1h": HOUR, "24h": DAY, "7d": 7 * DAY, "30d": 30 
 HORIZON = 30 * DAY
 _COMPACT_AT = 48  # buckets in a counter before coarsening runs
 
-Buckets = list[list[int]]
+Buckets = list[list[int]]  # sorted by start
+START, COUNT = 0, 1  # a bucket: [start_ms, count]
 
 
 def add(buckets: Buckets, ts: int, now: int, n: int = 1) -> None:
@@ -30,21 +31,21 @@ def add(buckets: Buckets, ts: int, now: int, n: int = 1) -> None:
         buckets.append([start, n])
         return
     last = buckets[-1]
-    if last[0] == start:
-        last[1] += n
+    if last[START] == start:
+        last[COUNT] += n
         return
-    if last[0] < start:
+    if last[START] < start:
         buckets.append([start, n])
         # Coarsen at most once per hour boundary: bounded work however active the customer.
-        if len(buckets) > _COMPACT_AT and start // HOUR != last[0] // HOUR:
+        if len(buckets) > _COMPACT_AT and start // HOUR != last[START] // HOUR:
             compact(buckets, now)
         return
     # Out of order: find its bucket (coarse buckets absorb old events) or insert one.
     for bucket in reversed(buckets):
-        begin = bucket[0]
+        begin = bucket[START]
         if begin <= ts:
             if ts < begin + _width(begin, now):
-                bucket[1] += n
+                bucket[COUNT] += n
                 return
             break
     insort(buckets, [start, n])
@@ -63,8 +64,8 @@ def compact(buckets: Buckets, now: int) -> None:
         if age >= HORIZON:
             continue
         coarse = start - start % (DAY if age >= DAY else HOUR if age >= HOUR else MINUTE)
-        if merged and merged[-1][0] == coarse:
-            merged[-1][1] += count
+        if merged and merged[-1][START] == coarse:
+            merged[-1][COUNT] += count
         else:
             merged.append([coarse, count])
     buckets[:] = merged

@@ -12,13 +12,20 @@ kept as recent views), and a customer inside the cooldown gets no new deadline.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from core.config import AT_LEAST_ONE, TriggerConfig, duration, setting
 from core.context import Ctx
 from core.durations import DAY, HOUR, format_duration
 from core.facts import view_burst
-from core.model import Event
+from core.model import (
+    ORDER_PLACED_AT,
+    VIEW_CATEGORY,
+    VIEW_EVENT,
+    VIEW_PRODUCT,
+    VIEW_TS,
+    Event,
+    View,
+)
 from core.trigger import TriggerDoc, TriggerSpec
 
 NAME = "browse_abandonment"
@@ -51,9 +58,9 @@ def on_event(ctx: Ctx, ev: Event, cfg: BrowseAbandonmentConfig, late: bool) -> N
     if cfg.cooldown and last is not None and ctx.now - last < cfg.cooldown:
         return
     window, min_views = cfg.window, cfg.min_views
-    newest = view_burst(state, 1, ev.product_id, ev.ts, window, min_views, False)
+    newest = view_burst(state, VIEW_PRODUCT, ev.product_id, ev.ts, window, min_views, False)
     if not newest:
-        newest = view_burst(state, 2, ev.category, ev.ts, window, min_views, False)
+        newest = view_burst(state, VIEW_CATEGORY, ev.category, ev.ts, window, min_views, False)
         if not newest:
             return
     at = marks.get(_AT, 0)
@@ -73,47 +80,59 @@ def on_timer(ctx: Ctx, kind: str, due: int, cfg: BrowseAbandonmentConfig) -> Non
         return
     del state.marks[_AT]
     since = at - cfg.window
-    if state.cart_at >= since or (state.orders and state.orders[-1][0] >= since):
+    if state.cart_at >= since or (state.orders and state.orders[-1][ORDER_PLACED_AT] >= since):
         return
     burst = _burst(state.views, at, cfg)
     if burst is None:
         return
     field, key, views = burst
-    product_id = views[-1][1]
-    category = views[-1][2]
-    what = f"product {key}" if field == 1 else f"category {key}"
+    newest = views[-1]
+    what = f"product {key}" if field == VIEW_PRODUCT else f"category {key}"
+    event_ids = [v[VIEW_EVENT] for v in views]
     ctx.decide(
         NAME,
         cfg,
-        views[-1][3],
+        newest[VIEW_EVENT],
         reason=f"{len(views)} views of {what} within {format_duration(cfg.window)} "
-        f"(events {', '.join(v[3] for v in views)}), no cart add or order "
+        f"(events {', '.join(event_ids)}), no cart add or order "
         f"within {format_duration(cfg.delay)}",
         payload={
-            "product_id": product_id,
-            "category": category,
+            "product_id": newest[VIEW_PRODUCT],
+            "category": newest[VIEW_CATEGORY],
             "views": len(views),
-            "product_ids": sorted({v[1] for v in views}),
+            "product_ids": sorted({v[VIEW_PRODUCT] for v in views}),
         },
-        sources=tuple(v[3] for v in views),
+        sources=tuple(event_ids),
         cause_ts=due,
     )
 
 
-def _burst(
-    views: list[Any], at: int, cfg: BrowseAbandonmentConfig
-) -> tuple[int, str, list[Any]] | None:
+_Burst = tuple[int, str, list[View]]  # (VIEW_PRODUCT or VIEW_CATEGORY, its value, the views)
+
+
+def _burst(views: list[View], at: int, cfg: BrowseAbandonmentConfig) -> _Burst | None:
     """The views of the burst ending at ``at``: the most viewed product, else category."""
-    recent = sorted((v for v in views if at - cfg.window <= v[0] <= at), key=lambda v: v[0])
-    for field in (1, 2):
-        groups: dict[str, list[Any]] = {}
+    recent = sorted((v for v in views if at - cfg.window <= v[VIEW_TS] <= at), key=_ts)
+    for field in (VIEW_PRODUCT, VIEW_CATEGORY):
+        groups: dict[str, list[View]] = {}
         for view in recent:
             if view[field] is not None:
                 groups.setdefault(view[field], []).append(view)
-        best = max(groups.items(), key=lambda g: (len(g[1]), g[1][-1][0]), default=None)
-        if best is not None and len(best[1]) >= cfg.min_views:
-            return field, best[0], best[1]
+        best = max(groups.items(), key=_most_then_newest, default=None)
+        if best is not None:
+            key, grouped = best
+            if len(grouped) >= cfg.min_views:
+                return field, key, grouped
     return None
+
+
+def _ts(view: View) -> int:
+    return view[VIEW_TS]
+
+
+def _most_then_newest(group: tuple[str, list[View]]) -> tuple[int, int]:
+    _, views = group
+    return len(views), views[-1][VIEW_TS]
 
 
 SPEC = TriggerSpec(

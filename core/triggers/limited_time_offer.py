@@ -18,7 +18,7 @@ from core.context import Ctx
 from core.durations import DAY, HOUR, MINUTE, format_duration, iso
 from core.facts import cart_value, view_burst
 from core.ids import offer_code
-from core.model import Event
+from core.model import LINE_PRICE, VIEW_EVENT, VIEW_PRODUCT, VIEW_TS, Event
 from core.trigger import TriggerDoc, TriggerSpec
 
 NAME = "limited_time_offer"
@@ -41,19 +41,19 @@ def on_event(ctx: Ctx, ev: Event, cfg: LimitedTimeOfferConfig, late: bool) -> No
         return
     state = ctx.state
     if ev.type == "product_view":
-        if not view_burst(state, 1, ev.product_id, ev.ts, cfg.window, cfg.min_views):
+        if not view_burst(state, VIEW_PRODUCT, ev.product_id, ev.ts, cfg.window, cfg.min_views):
             return
         product_id = ev.product_id
         sources = tuple(
-            v[3]
+            v[VIEW_EVENT]
             for v in state.views
-            if v[1] == product_id and -cfg.window <= v[0] - ev.ts <= cfg.window
+            if v[VIEW_PRODUCT] == product_id and -cfg.window <= v[VIEW_TS] - ev.ts <= cfg.window
         )
         why = f"{len(sources)} views of product {product_id} within {format_duration(cfg.window)}"
     else:
         if state.checkouts != cfg.checkout_attempts:
             return
-        product_id = max(state.cart, key=lambda p: state.cart[p][1], default=None)
+        product_id = max(state.cart, key=lambda p: state.cart[p][LINE_PRICE], default=None)
         sources = tuple(state.cart_events)
         why = (
             f"{state.checkouts} checkouts started without an order (cart worth {cart_value(state)})"

@@ -12,13 +12,22 @@ since the follow-up needs the order's total.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from core.config import TriggerConfig, duration, setting
 from core.context import Ctx
 from core.durations import DAY, format_duration, iso
-from core.facts import CLOSED
-from core.model import Event
+from core.model import (
+    ORDER_CLOSED,
+    ORDER_ID,
+    ORDER_PAID_AT,
+    ORDER_PAID_EVENT,
+    ORDER_PLACED_AT,
+    ORDER_PLACED_EVENT,
+    ORDER_STATUS,
+    ORDER_TOTAL,
+    Event,
+    Order,
+)
 from core.trigger import TriggerDoc, TriggerSpec
 
 NAME = "post_purchase"
@@ -37,14 +46,18 @@ class PostPurchaseConfig(TriggerConfig):
 _DONE = "post_purchase.done"  # start time of the newest order followed up
 
 
-def _start(order: list[Any], cfg: PostPurchaseConfig) -> int:
+def _start(order: Order, cfg: PostPurchaseConfig) -> int:
     """When this order's follow-up clock started (0: not yet)."""
-    return order[0] if cfg.on == "order_placed" else order[3]
+    return order[ORDER_PLACED_AT] if cfg.on == "order_placed" else order[ORDER_PAID_AT]
 
 
 def _next_due(ctx: Ctx, cfg: PostPurchaseConfig) -> int | None:
     done = ctx.state.marks.get(_DONE, 0)
-    starts = [s for o in ctx.state.orders if o[4] != CLOSED and (s := _start(o, cfg)) and s > done]
+    starts = [
+        s
+        for o in ctx.state.orders
+        if o[ORDER_STATUS] != ORDER_CLOSED and (s := _start(o, cfg)) and s > done
+    ]
     return min(starts) + cfg.delay if starts else None
 
 
@@ -62,13 +75,17 @@ def on_timer(ctx: Ctx, kind: str, due: int, cfg: PostPurchaseConfig) -> None:
     state = ctx.state
     done = state.marks.get(_DONE, 0)
     ready = sorted(
-        (o for o in state.orders if o[4] != CLOSED and done < _start(o, cfg) <= due - cfg.delay),
+        (
+            o
+            for o in state.orders
+            if o[ORDER_STATUS] != ORDER_CLOSED and done < _start(o, cfg) <= due - cfg.delay
+        ),
         key=lambda o: _start(o, cfg),
     )
     for order in ready:
         start = _start(order, cfg)
         state.marks[_DONE] = start
-        order_id, total = order[2], order[1]
+        order_id, total = order[ORDER_ID], order[ORDER_TOTAL]
         ctx.decide(
             NAME,
             cfg,
@@ -81,7 +98,7 @@ def on_timer(ctx: Ctx, kind: str, due: int, cfg: PostPurchaseConfig) -> None:
                 "total": total,
                 "currency": state.currency or "",
             },
-            sources=tuple(e for e in (order[5], order[6]) if e),
+            sources=tuple(e for e in (order[ORDER_PLACED_EVENT], order[ORDER_PAID_EVENT]) if e),
             cause_ts=start + cfg.delay,
         )
     following = _next_due(ctx, cfg)
