@@ -24,9 +24,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import orjson
 import redis
 
+from channels.actions import BadAction, parse_action
 from channels.contacts import ContactBook
 from channels.dispatch import Dispatcher
 from channels.resilience import until_redis_answers
@@ -36,7 +36,7 @@ from stream import topics
 from stream.app import KairosApp, raw_topics
 from stream.events import Rejection, decode_event, decode_profile
 
-log = logging.getLogger("kairos.dispatcher")
+log = logging.getLogger(__name__)
 
 
 async def on_record(
@@ -48,11 +48,10 @@ async def on_record(
 ) -> None:
     """One input record; bad records are the worker's to dead-letter, here they are skipped."""
     if topic == topics.ACTIONS:
-        try:
-            action = orjson.loads(value) if value else None
-        except orjson.JSONDecodeError:
-            return
-        if isinstance(action, dict):
+        action = parse_action(value)  # parsed once, here; typed from here on
+        if isinstance(action, BadAction):
+            log.warning("skipping an actions record that is not an action: %s", action.reason)
+        else:
             await until_redis_answers("schedule", lambda: dispatcher.accept(action))
     elif topic == topics.PROFILES:
         parsed = decode_profile(value, key)

@@ -1,21 +1,9 @@
-"""Outbound channels: one module per provider behind one small interface.
+"""The dispatcher: ``send`` actions become messages, under contact policy, at least once.
 
-``base`` (Message, Channel, DeliveryError), ``resilience`` (RetryPolicy, CircuitBreaker,
-deliver, ChannelPool) and ``settings`` (channel_from_env) are the public entry points.
+The shape of the worker: a pure decision (``decision``) over typed records (``actions``),
+with the I/O around it (``dispatch``): the Redis schedule (``schedule``), the delivery
+ledger (``idempotency``), frequency caps and priority (``policy``), the contact
+directory (``contacts``), retries and circuit breakers (``resilience``), the
+``deliveries`` records (``deliveries``), and the environment (``settings``). The
+providers it sends through are in ``channels/providers/``.
 """
-
-from channels.base import Channel, DeliveryError, Message
-from channels.resilience import ChannelPool, CircuitBreaker, DeliveryOutcome, RetryPolicy, deliver
-from channels.settings import channel_from_env
-
-__all__ = [
-    "Channel",
-    "ChannelPool",
-    "CircuitBreaker",
-    "DeliveryError",
-    "DeliveryOutcome",
-    "Message",
-    "RetryPolicy",
-    "channel_from_env",
-    "deliver",
-]

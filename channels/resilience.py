@@ -39,7 +39,8 @@ from typing import Any, Literal, TypeVar
 
 import redis
 
-from channels.base import Channel, DeliveryError, Message
+from channels.deliveries import ProviderOutcome
+from channels.providers.base import Channel, DeliveryError, Message
 from monitoring.metrics import (
     CIRCUIT_OPEN,
     DELIVERIES,
@@ -48,9 +49,8 @@ from monitoring.metrics import (
     REDIS_ERRORS,
 )
 
-log = logging.getLogger("kairos.dispatch")
+log = logging.getLogger(__name__)
 
-Outcome = Literal["delivered", "failed", "retrying", "dead"]
 OnRetry = Callable[["DeliveryOutcome"], Awaitable[None] | None]
 BeforeSend = Callable[[], Awaitable[None]]
 T = TypeVar("T")
@@ -81,7 +81,7 @@ class DeliveryOutcome:
 
     action_id: str
     channel: str
-    outcome: Outcome
+    outcome: ProviderOutcome
     attempts: int
     latency_ms: int
     error: str | None
@@ -219,7 +219,7 @@ async def deliver(
     attempts = 0
     error: str | None = None
 
-    def outcome(kind: Outcome, err: str | None) -> DeliveryOutcome:
+    def outcome(kind: ProviderOutcome, err: str | None) -> DeliveryOutcome:
         return DeliveryOutcome(
             action_id=msg.action_id,
             channel=channel.name,

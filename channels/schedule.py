@@ -1,7 +1,8 @@
 """The dispatcher's durable queue of actions to deliver, in Redis, shared by every worker.
 
 A sorted set ``kairos:dispatch:due`` (member ``action_id``, score = when to deliver, epoch
-ms) and a hash ``kairos:dispatch:actions`` (``action_id`` -> the action record as JSON).
+ms) and a hash ``kairos:dispatch:actions`` (``action_id`` -> the action record as JSON,
+``channels.actions.Action.to_json``; parsed back into an ``Action`` when taken).
 Immediate sends, quiet-hours deferrals and frequency-cap deferrals are all entries here,
 so they survive restarts and rebalances and any dispatcher may deliver them.
 
@@ -17,11 +18,15 @@ once (a dispatcher shutting down, or one that found another's attempt still fres
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
-from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+
+from channels.actions import Action, BadAction, parse_action
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LEASE_MS = 10_000
 DUE_KEY = "kairos:dispatch:due"
@@ -58,24 +63,44 @@ class Schedule:
         self._add = redis.register_script(_ADD)
         self._pop = redis.register_script(_POP_DUE)
 
-    async def add(self, action: dict[str, Any], due: int) -> bool:
+    async def add(self, action: Action, due: int) -> bool:
         """Queue ``action`` for ``due``; False (and no change) if it is already queued."""
-        args = [due, action["action_id"], orjson.dumps(action)]
+        args: list[int | str | bytes] = [due, action.action_id, action.to_json()]
         return bool(await self._add(keys=[DUE_KEY, ACTIONS_KEY], args=args))
 
-    async def reschedule(self, action: dict[str, Any], due: int) -> None:
+    async def reschedule(self, action: Action, due: int) -> None:
         """Move a taken entry to ``due`` (a deferral), storing the updated action."""
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(DUE_KEY, {action["action_id"]: due})
-            pipe.hset(ACTIONS_KEY, action["action_id"], orjson.dumps(action))
+            pipe.zadd(DUE_KEY, {action.action_id: due})
+            pipe.hset(ACTIONS_KEY, action.action_id, action.to_json())
             await pipe.execute()
 
-    async def pop_due(self, now: int, limit: int) -> list[dict[str, Any]]:
-        """Up to ``limit`` entries due at ``now``, leased to the caller for ``lease_ms``."""
+    async def pop_due(self, now: int, limit: int) -> list[Action]:
+        """Up to ``limit`` entries due at ``now``, leased to the caller for ``lease_ms``.
+
+        An entry that is not an action (written by a version that stored another shape)
+        can never be delivered: it is logged and removed.
+        """
         if limit <= 0:
             return []
         raw = await self._pop(keys=[DUE_KEY, ACTIONS_KEY], args=[now, now + self.lease_ms, limit])
-        return [orjson.loads(body) for body in raw]
+        taken = []
+        for body in raw:
+            parsed = parse_action(body)
+            if isinstance(parsed, BadAction):
+                await self._drop_unreadable(body, parsed.reason)
+            else:
+                taken.append(parsed)
+        return taken
+
+    async def _drop_unreadable(self, body: bytes, reason: str) -> None:
+        try:
+            action_id = orjson.loads(body).get("action_id")
+        except (orjson.JSONDecodeError, AttributeError):
+            action_id = None
+        log.error("schedule entry %s is not an action (%s): removed", action_id, reason)
+        if isinstance(action_id, str):
+            await self.complete(action_id)
 
     async def renew(self, action_ids: Collection[str], now: int) -> None:
         """Extend the lease of entries still being worked on to ``now + lease_ms``.

@@ -1,171 +1,119 @@
-"""Channel endpoints and credentials, read from the environment in this one place.
+"""The dispatcher's settings, read from the environment in this one place.
 
-=============================  ========  =================================================
-variable                       channel   meaning (default)
-=============================  ========  =================================================
-KAIROS_WEBHOOK_URL             webhook   URL the signed JSON is POSTed to (required)
-KAIROS_WEBHOOK_SECRET          webhook   HMAC-SHA256 signing secret (required)
-KAIROS_SMTP_HOST               email     SMTP server host (``localhost``)
-KAIROS_SMTP_PORT               email     SMTP port (465 with KAIROS_SMTP_TLS, else 587
-                                         with KAIROS_SMTP_STARTTLS=true, else 25)
-KAIROS_SMTP_USER               email     SMTP AUTH user (no AUTH when unset)
-KAIROS_SMTP_PASSWORD           email     SMTP AUTH password
-KAIROS_SMTP_STARTTLS           email     ``true`` require STARTTLS, ``false`` never,
-                                         unset: upgrade when the server offers it
-KAIROS_SMTP_TLS                email     ``true`` for implicit TLS (``false``)
-KAIROS_SMTP_FROM               email     From address (required)
-KAIROS_SMS_URL                 sms       provider Messages endpoint (required)
-KAIROS_SMS_SID                 sms       account SID, basic-auth user (required)
-KAIROS_SMS_TOKEN               sms       auth token, basic-auth password (required)
-KAIROS_SMS_FROM                sms       sender number or id (required)
-KAIROS_PUSH_URL                push      FCM v1 ``messages:send`` endpoint (required)
-KAIROS_PUSH_TOKEN              push      OAuth2 bearer token (required)
-KAIROS_SLACK_URL               slack     Slack incoming-webhook URL (required)
-KAIROS_WECOM_URL               wecom     WeCom group-robot webhook URL (required)
-KAIROS_CHANNEL_TIMEOUT         all       per-request timeout, seconds (``30``)
-KAIROS_DELIVERY_MAX_ATTEMPTS   all       attempts per message (``5``)
-KAIROS_DELIVERY_BASE_DELAY     all       first retry's backoff cap, seconds (``0.5``)
-KAIROS_DELIVERY_MAX_DELAY      all       largest backoff, seconds (``30``)
-KAIROS_DELIVERY_TIMEOUT        all       timeout of one attempt, seconds (``10``)
-=============================  ========  =================================================
+==============================  ====================================================
+KAIROS_DISPATCHER_METRICS_PORT  ``/metrics``, ``/health``, ``/ready`` (``9101``; 0 off)
+KAIROS_CHANNEL_OVERRIDE         send every message through this channel (``console``
+                                for the demo); policy still uses the action's channel
+KAIROS_CHANNEL_CONCURRENCY      concurrent sends per channel (``16``)
+KAIROS_CIRCUIT_FAILURES         consecutive failures that open a channel's circuit (``5``)
+KAIROS_CIRCUIT_COOLDOWN         seconds before a half-open probe (``30``)
+KAIROS_DISPATCH_TICK            seconds between looks at the schedule (``0.1``)
+KAIROS_DISPATCH_MAX_INFLIGHT    entries being delivered at once per process (``1000``)
+KAIROS_DISPATCH_LEASE           seconds an entry stays with its dispatcher without a
+                                renewal (``10``; renewed every third of it): a
+                                killed dispatcher's entries come back after about this
+KAIROS_DISPATCH_DRAIN           seconds a SIGTERM waits for sends in progress (``10``)
+KAIROS_DELIVERY_GIVE_UP_AFTER   seconds after its decision that an action whose provider is
+                                down stops being retried and is recorded ``dead`` (``21600``)
+KAIROS_DELIVERY_MAX_ATTEMPTS    attempts per message and round (``5``)
+KAIROS_DELIVERY_BASE_DELAY      first retry's backoff cap, seconds (``0.5``)
+KAIROS_DELIVERY_MAX_DELAY       largest backoff, seconds (``30``)
+KAIROS_DELIVERY_TIMEOUT         timeout of one attempt, seconds (``10``)
+==============================  ====================================================
 
-``console`` needs nothing. Booleans accept 1/0, true/false, yes/no, on/off.
+plus each provider's endpoint and credentials (``channels/providers/settings.py``).
+
+Redis: one client shared by every delivery, on a ``BlockingConnectionPool`` of
+``max_inflight`` + ``REDIS_POOL_SPARE`` connections (``redis_pool_size``); a caller that
+finds it exhausted waits (up to ``REDIS_POOL_WAIT_S``) instead of failing.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
 
-from channels.base import Channel
-from channels.console import ConsoleChannel
-from channels.email import EmailChannel
-from channels.push import PushChannel
 from channels.resilience import RetryPolicy
-from channels.slack import SlackChannel
-from channels.sms import SmsChannel
-from channels.webhook import WebhookChannel
-from channels.wecom import WeComChannel
 
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
+REDIS_POOL_SPARE = 32  # connections beyond one per delivery: intake, leases, config, contacts
+REDIS_POOL_WAIT_S = 10.0
 
 
-class SettingsError(ValueError):
-    """A missing or malformed environment variable, named in the message."""
+class DispatchSettingsError(ValueError):
+    """A dispatcher setting from the environment that cannot be used."""
 
 
-class _Env:
-    def __init__(self, env: Mapping[str, str], channel: str) -> None:
-        self._env = env
-        self._channel = channel
-
-    def get(self, key: str, default: str | None = None) -> str | None:
-        value = self._env.get(key, "").strip()
-        return value or default
-
-    def required(self, key: str) -> str:
-        value = self.get(key)
-        if value is None:
-            raise SettingsError(f"{key} is required for the {self._channel!r} channel")
-        return value
-
-    def boolean(self, key: str) -> bool | None:
-        value = self.get(key)
-        if value is None:
-            return None
-        if value.lower() in _TRUE:
-            return True
-        if value.lower() in _FALSE:
-            return False
-        raise SettingsError(f"{key} must be true or false, got {value!r}")
-
-    def number(self, key: str, default: float) -> float:
-        value = self.get(key)
-        if value is None:
-            return default
-        try:
-            return float(value)
-        except ValueError:
-            raise SettingsError(f"{key} must be a number, got {value!r}") from None
+def _number(env: Mapping[str, str], name: str, default: str) -> float:
+    raw = env.get(name, "").strip() or default
+    try:
+        return float(raw)
+    except ValueError:
+        raise DispatchSettingsError(f"{name} must be a number, got {raw!r}") from None
 
 
-def _webhook(e: _Env, timeout: float) -> Channel:
-    return WebhookChannel(
-        e.required("KAIROS_WEBHOOK_URL"), e.required("KAIROS_WEBHOOK_SECRET"), timeout_s=timeout
-    )
+def _seconds(env: Mapping[str, str], name: str, default: str, *, zero_ok: bool) -> float:
+    raw = env.get(name, default)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 or (zero_ok and value == 0)):
+        bound = ">= 0" if zero_ok else "> 0"
+        raise DispatchSettingsError(f"{name} must be a number of seconds {bound}, got {raw!r}")
+    return value
 
 
-def _email(e: _Env, timeout: float) -> Channel:
-    use_tls = e.boolean("KAIROS_SMTP_TLS") or False
-    starttls = e.boolean("KAIROS_SMTP_STARTTLS")
-    default_port = 465 if use_tls else 587 if starttls else 25
-    return EmailChannel(
-        e.get("KAIROS_SMTP_HOST", "localhost") or "localhost",
-        int(e.number("KAIROS_SMTP_PORT", default_port)),
-        from_addr=e.required("KAIROS_SMTP_FROM"),
-        username=e.get("KAIROS_SMTP_USER"),
-        password=e.get("KAIROS_SMTP_PASSWORD"),
-        starttls=starttls,
-        use_tls=use_tls,
-        timeout_s=timeout,
-    )
+@dataclass(frozen=True, slots=True)
+class DispatchSettings:
+    metrics_port: int = 9101
+    channel_override: str = ""
+    concurrency: int = 16
+    circuit_failures: int = 5
+    circuit_cooldown_s: float = 30.0
+    tick_s: float = 0.1
+    max_inflight: int = 1000
+    lease_s: float = 10.0
+    drain_s: float = 10.0
+    give_up_after_s: float = 6 * 3600.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> DispatchSettings:
+        e = os.environ if env is None else env
+        return cls(
+            metrics_port=int(e.get("KAIROS_DISPATCHER_METRICS_PORT", "9101")),
+            channel_override=e.get("KAIROS_CHANNEL_OVERRIDE", "").strip(),
+            concurrency=int(e.get("KAIROS_CHANNEL_CONCURRENCY", "16")),
+            circuit_failures=int(e.get("KAIROS_CIRCUIT_FAILURES", "5")),
+            circuit_cooldown_s=float(e.get("KAIROS_CIRCUIT_COOLDOWN", "30")),
+            tick_s=float(e.get("KAIROS_DISPATCH_TICK", "0.1")),
+            max_inflight=int(e.get("KAIROS_DISPATCH_MAX_INFLIGHT", "1000")),
+            lease_s=_seconds(e, "KAIROS_DISPATCH_LEASE", "10", zero_ok=False),
+            drain_s=_seconds(e, "KAIROS_DISPATCH_DRAIN", "10", zero_ok=True),
+            give_up_after_s=_seconds(e, "KAIROS_DELIVERY_GIVE_UP_AFTER", "21600", zero_ok=True),
+        )
+
+    @property
+    def lease_ms(self) -> int:
+        return int(self.lease_s * 1000)
 
 
-def _sms(e: _Env, timeout: float) -> Channel:
-    return SmsChannel(
-        e.required("KAIROS_SMS_URL"),
-        e.required("KAIROS_SMS_SID"),
-        e.required("KAIROS_SMS_TOKEN"),
-        e.required("KAIROS_SMS_FROM"),
-        timeout_s=timeout,
-    )
-
-
-def _push(e: _Env, timeout: float) -> Channel:
-    return PushChannel(
-        e.required("KAIROS_PUSH_URL"), e.required("KAIROS_PUSH_TOKEN"), timeout_s=timeout
-    )
-
-
-def _slack(e: _Env, timeout: float) -> Channel:
-    return SlackChannel(e.required("KAIROS_SLACK_URL"), timeout_s=timeout)
-
-
-def _wecom(e: _Env, timeout: float) -> Channel:
-    return WeComChannel(e.required("KAIROS_WECOM_URL"), timeout_s=timeout)
-
-
-def _console(e: _Env, timeout: float) -> Channel:
-    return ConsoleChannel()
-
-
-FACTORIES: dict[str, Callable[[_Env, float], Channel]] = {
-    "console": _console,
-    "webhook": _webhook,
-    "email": _email,
-    "sms": _sms,
-    "push": _push,
-    "slack": _slack,
-    "wecom": _wecom,
-}
-
-
-def channel_from_env(name: str, env: Mapping[str, str] | None = None) -> Channel:
-    """The channel ``name`` configured from ``env`` (default ``os.environ``)."""
-    factory = FACTORIES.get(name)
-    if factory is None:
-        raise SettingsError(f"unknown channel {name!r}; expected one of {', '.join(FACTORIES)}")
-    e = _Env(os.environ if env is None else env, name)
-    return factory(e, e.number("KAIROS_CHANNEL_TIMEOUT", 30.0))
+def redis_pool_size(settings: DispatchSettings) -> int:
+    """Every delivery in flight may hold one Redis connection at a time, plus the rest."""
+    return settings.max_inflight + REDIS_POOL_SPARE
 
 
 def retry_policy_from_env(env: Mapping[str, str] | None = None) -> RetryPolicy:
-    """The delivery RetryPolicy from the KAIROS_DELIVERY_* variables."""
-    e = _Env(os.environ if env is None else env, "delivery")
-    return RetryPolicy(
-        max_attempts=int(e.number("KAIROS_DELIVERY_MAX_ATTEMPTS", 5)),
-        base_delay_s=e.number("KAIROS_DELIVERY_BASE_DELAY", 0.5),
-        max_delay_s=e.number("KAIROS_DELIVERY_MAX_DELAY", 30.0),
-        attempt_timeout_s=e.number("KAIROS_DELIVERY_TIMEOUT", 10.0),
-    )
+    """The delivery RetryPolicy from the ``KAIROS_DELIVERY_*`` variables."""
+    e = os.environ if env is None else env
+    try:
+        return RetryPolicy(
+            max_attempts=int(_number(e, "KAIROS_DELIVERY_MAX_ATTEMPTS", "5")),
+            base_delay_s=_number(e, "KAIROS_DELIVERY_BASE_DELAY", "0.5"),
+            max_delay_s=_number(e, "KAIROS_DELIVERY_MAX_DELAY", "30"),
+            attempt_timeout_s=_number(e, "KAIROS_DELIVERY_TIMEOUT", "10"),
+        )
+    except DispatchSettingsError:
+        raise
+    except ValueError as exc:  # RetryPolicy's own bounds
+        raise DispatchSettingsError(f"KAIROS_DELIVERY_*: {exc}") from None

@@ -1,7 +1,7 @@
 """``kairos dispatcher``: a Faust worker (app id ``{KAIROS_APP_ID}-dispatcher``) that
-delivers ``send`` actions. Settings: ``stream/settings.py`` and ``channels/dispatch.py``.
+delivers ``send`` actions. Settings: ``stream/settings.py`` and ``channels/settings.py``.
 
-Channels are built from the environment (``channels/settings.py``); a channel whose
+Channels are built from the environment (``channels/providers/settings.py``); a channel whose
 variables are missing is left out, and its actions get a ``failed`` outcome naming it.
 ``KAIROS_CHANNEL_OVERRIDE=console`` prints every message instead (the dev demo).
 """
@@ -16,7 +16,7 @@ import os
 import sys
 from typing import Any
 
-log = logging.getLogger("kairos.dispatcher")
+log = logging.getLogger(__name__)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def build_channels(override: str) -> list[Any]:
-    from channels.settings import FACTORIES, SettingsError, channel_from_env
+    from channels.providers.settings import FACTORIES, SettingsError, channel_from_env
 
     if override:
         return [channel_from_env(override)]
@@ -45,12 +45,17 @@ def build(settings: Any) -> Any:
 
     from agents.dispatcher import install
     from channels.contacts import ContactBook
-    from channels.dispatch import REDIS_POOL_WAIT_S, Dispatcher, DispatchSettings, redis_pool_size
+    from channels.dispatch import Dispatcher
     from channels.idempotency import DeliveryLedger
     from channels.policy import ContactPolicy
     from channels.resilience import ChannelPool
     from channels.schedule import Schedule
-    from channels.settings import retry_policy_from_env
+    from channels.settings import (
+        REDIS_POOL_WAIT_S,
+        DispatchSettings,
+        redis_pool_size,
+        retry_policy_from_env,
+    )
     from kairos.worker import load_campaign_config
     from monitoring import http, metrics
     from state.config_watcher import ConfigWatcher
@@ -123,12 +128,13 @@ def run(args: argparse.Namespace) -> int:
     from kairos.worker_cli import check_startup
 
     check_startup("dispatcher")  # a missing or unreadable config: one line, no traceback
-    from channels.dispatch import DispatchSettings, DispatchSettingsError
+    from channels.settings import DispatchSettings, DispatchSettingsError, retry_policy_from_env
     from kairos.worker import ensure_topics, execute
     from stream.settings import Settings
 
     try:
         DispatchSettings.from_env()
+        retry_policy_from_env()
     except DispatchSettingsError as exc:
         print(f"kairos dispatcher: {exc}", file=sys.stderr)
         return 2

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from channels.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
+from channels.providers.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from kairos.launcher import LOOPBACK, free_port
 
 ACTION_ID_HEADER = "X-Kairos-Action-Id"

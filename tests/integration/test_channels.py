@@ -25,16 +25,16 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from prometheus_client import REGISTRY
 
-from channels.base import DeliveryError, Message
-from channels.console import ConsoleChannel
-from channels.email import EmailChannel
-from channels.push import PushChannel
+from channels.providers.base import DeliveryError, Message
+from channels.providers.console import ConsoleChannel
+from channels.providers.email import EmailChannel
+from channels.providers.push import PushChannel
+from channels.providers.settings import SettingsError, channel_from_env
+from channels.providers.slack import SlackChannel
+from channels.providers.sms import SmsChannel
+from channels.providers.webhook import WebhookChannel, verify_signature
+from channels.providers.wecom import WeComChannel
 from channels.resilience import ChannelPool, CircuitBreaker, DeliveryOutcome, RetryPolicy, deliver
-from channels.settings import SettingsError, channel_from_env
-from channels.slack import SlackChannel
-from channels.sms import SmsChannel
-from channels.webhook import WebhookChannel, verify_signature
-from channels.wecom import WeComChannel
 
 pytestmark = pytest.mark.integration
 

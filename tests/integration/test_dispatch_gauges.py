@@ -7,6 +7,7 @@ import redis.asyncio as aioredis
 from prometheus_client import REGISTRY, generate_latest
 
 from channels import schedule
+from channels.actions import Action
 from channels.schedule import Schedule
 from kairos.launcher import free_port
 from monitoring import dispatch_gauges
@@ -29,7 +30,7 @@ async def redis(redis_url: str) -> aioredis.Redis:
 async def test_dispatch_queue_counts_due_and_scheduled_entries(redis: aioredis.Redis) -> None:
     queue = Schedule(redis)
     for i, due in enumerate([NOW - 5_000, NOW - 1, NOW, NOW + 1, NOW + 3_600_000]):
-        await queue.add({"action_id": f"a{i}", "customer_id": "c1"}, due)
+        await queue.add(Action(f"a{i}", "c1", "welcome", "email", "send"), due)
     assert await update_dispatch_queue(redis, NOW) == (3, 2)
     assert REGISTRY.get_sample_value("kairos_dispatch_queue", {"state": "due"}) == 3
     assert REGISTRY.get_sample_value("kairos_dispatch_queue", {"state": "scheduled"}) == 2

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from agents.runtime import dead_letter_record
-from channels.dispatch import delivery_record
+from channels.actions import Action
+from channels.deliveries import delivery_record
 from core import engine
 from core.config import Config
 from core.model import TOPIC_TYPES, CustomerState, Event
@@ -428,7 +429,7 @@ def test_dead_letters_validate_against_their_schema(value: bytes | None, key: by
     ],
 )
 def test_deliveries_validate_against_their_schema(outcome: str) -> None:
-    action = {"action_id": "a1", "channel": "email", "trigger": "welcome", "customer_id": "c1"}
+    action = Action("a1", "c1", "welcome", "email", "send")
     record = delivery_record(action, outcome, attempts=1, latency_ms=12, deliver_at=TS)
     assert VALIDATORS["deliveries"].is_valid(orjson.loads(orjson.dumps(record))), record
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from channels.dispatch import (
+from channels.settings import (
     REDIS_POOL_SPARE,
     DispatchSettings,
     DispatchSettingsError,

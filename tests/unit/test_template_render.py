@@ -2,7 +2,7 @@
 
 The simulator's traffic over 200 days is replayed through the core (every trigger
 fires), and each decision is rendered the way the dispatcher renders it
-(``channels.dispatch.render_message``) for customers in several time zones and
+(``channels.messages.render_message``) for customers in several time zones and
 languages: the built-in default templates, ``config/triggers.yaml``'s, the README's
 examples and one template using every variable of the trigger. No rendered text may
 contain a bare number that looks like a timestamp.
@@ -21,8 +21,9 @@ import orjson
 import pytest
 import yaml
 
+from channels.actions import Action, action_from_record
 from channels.contacts import Contact
-from channels.dispatch import render_message
+from channels.messages import render_message
 from core.config import TRIGGER_TYPES, Config
 from core.config_file import ConfigError, load_config, parse_config
 from core.model import Decision
@@ -39,6 +40,13 @@ EXPIRES = 1_796_143_560_561  # the raw number a customer once read in an offer
 _TIMESTAMP_LIKE = re.compile(
     r"(?<![\w.,])(?:\d{10,}|\d{1,3}(?:[,.\u00a0\u202f' ]\d{3}){3,})(?![\w])"
 )
+
+
+def as_action(decision: Decision) -> Action:
+    """The decision as the dispatcher reads it back from ``actions``."""
+    action = action_from_record(decision.to_record())
+    assert isinstance(action, Action), action
+    return action
 
 
 def timestamps_in(text: str) -> list[str]:
@@ -118,7 +126,7 @@ def test_no_rendered_message_shows_a_timestamp(
         mine = [d for d in decisions if d.trigger == trigger][:300]
         for template in templates_of(trigger):
             for d in mine:
-                subject, body = render_message(d.to_record(), template, contacts[d.customer_id])
+                subject, body = render_message(as_action(d), template, contacts[d.customer_id])
                 rendered += 1
                 if timestamps_in(subject) or timestamps_in(body):
                     bad.append(f"{trigger}: {template!r} -> {body!r}")
@@ -137,7 +145,7 @@ def test_offer_expiry_reads_as_local_time_in_the_customers_language(
         local = datetime.fromtimestamp(
             d.payload["expires_at"] / 1000, ZoneInfo(profile["timezone"])
         )
-        _, body = render_message(d.to_record(), template, contact)
+        _, body = render_message(as_action(d), template, contact)
         assert str(d.payload["expires_at"]) not in body
         assert body.endswith(local.tzname() or "")
         minutes = f":{local.minute:02d}"

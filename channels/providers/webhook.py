@@ -17,8 +17,8 @@ from collections.abc import Callable
 import aiohttp
 import orjson
 
-from channels._http import HttpChannel, json_headers
-from channels.base import Message
+from channels.providers._http import HttpChannel, json_headers
+from channels.providers.base import Message
 
 TIMESTAMP_HEADER = "X-Kairos-Timestamp"
 SIGNATURE_HEADER = "X-Kairos-Signature"

@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from channels._http import HttpChannel, json_headers
-from channels.base import DeliveryError, Message
+from channels.providers._http import HttpChannel, json_headers
+from channels.providers.base import DeliveryError, Message
 
 CONTENT_MAX_BYTES = 4096
 RETRYABLE_ERRCODES = frozenset({-1, 45009})

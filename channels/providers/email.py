@@ -18,7 +18,7 @@ from email.utils import formatdate
 
 import aiosmtplib
 
-from channels.base import Channel, DeliveryError, Message
+from channels.providers.base import Channel, DeliveryError, Message
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 

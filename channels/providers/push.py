@@ -17,8 +17,8 @@ from typing import Any
 import aiohttp
 import orjson
 
-from channels._http import HttpChannel, json_headers
-from channels.base import DeliveryError, Message
+from channels.providers._http import HttpChannel, json_headers
+from channels.providers.base import DeliveryError, Message
 
 # Keys FCM rejects in the data payload.
 _RESERVED = frozenset({"from", "notification", "message_type"})

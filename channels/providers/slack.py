@@ -10,8 +10,8 @@ from typing import Any
 
 import orjson
 
-from channels._http import HttpChannel, json_headers
-from channels.base import Message
+from channels.providers._http import HttpChannel, json_headers
+from channels.providers.base import Message
 
 HEADER_MAX = 150  # Slack's limit for plain_text in a header block
 SECTION_MAX = 3000  # ... and for text in a section block

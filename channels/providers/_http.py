@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 
-from channels.base import Channel, DeliveryError
+from channels.providers.base import Channel, DeliveryError
 
 # 408 Request Timeout and 429 Too Many Requests are the 4xx that may succeed later.
 RETRYABLE_4XX = frozenset({408, 429})

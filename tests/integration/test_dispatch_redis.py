@@ -1,6 +1,8 @@
 """Frequency caps, priority, the idempotency ledger and the schedule, on a real Redis.
 
 The cap windows are parameters, so a "day" of 300 ms runs without sleeping for a day.
+(What the dispatcher decides from their answers, without Redis:
+``tests/unit/test_dispatch_decision.py``.)
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from channels.contacts import Contact
-from channels.dispatch import render_message
+from channels.actions import Action
 from channels.idempotency import DeliveryLedger
 from channels.policy import ContactPolicy
 from channels.schedule import Schedule
 from core.config import FrequencyCaps, PolicyConfig
+
+pytestmark = pytest.mark.integration
 
 POLICY = PolicyConfig(frequency_caps=FrequencyCaps(per_day=2, per_hour_push=1), priority_window=100)
 
@@ -27,6 +30,10 @@ async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.from_url(redis_url.rsplit("/", 1)[0] + "/3")
     yield client
     await client.aclose()
+
+
+def queued(action_id: str) -> Action:
+    return Action(action_id, "c", "welcome", "email", "send", payload={"n": 1})
 
 
 def ids() -> tuple[str, str]:
@@ -139,14 +146,14 @@ async def test_an_abandoned_attempt_is_taken_over_at_once(redis) -> None:
 async def test_schedule_leases_due_entries_to_one_taker(redis) -> None:
     schedule = Schedule(redis, lease_ms=1000)
     _, action_id = ids()
-    action = {"action_id": action_id, "customer_id": "c"}
+    action = queued(action_id)
     assert await schedule.add(action, 100)
     assert not await schedule.add(action, 50)  # already queued: unchanged
-    assert all(a["action_id"] != action_id for a in await schedule.pop_due(99, 1000))
-    taken = [a for a in await schedule.pop_due(100, 1000) if a["action_id"] == action_id]
+    assert all(a.action_id != action_id for a in await schedule.pop_due(99, 1000))
+    taken = [a for a in await schedule.pop_due(100, 1000) if a.action_id == action_id]
     assert taken == [action]
     assert await schedule.due_at(action_id) == 1100  # leased
-    assert all(a["action_id"] != action_id for a in await schedule.pop_due(500, 1000))
+    assert all(a.action_id != action_id for a in await schedule.pop_due(500, 1000))
     await schedule.complete(action_id)
     assert await schedule.due_at(action_id) is None
 
@@ -157,8 +164,8 @@ async def test_schedule_renews_held_leases_forward_only_and_hands_entries_back(r
     _, deferred = ids()
     _, gone = ids()
     for action_id in (held, deferred):
-        await schedule.add({"action_id": action_id, "customer_id": "c"}, 0)
-    await schedule.reschedule({"action_id": deferred, "customer_id": "c"}, 50_000)
+        await schedule.add(queued(action_id), 0)
+    await schedule.reschedule(queued(deferred), 50_000)
     await schedule.renew([held, deferred, gone], 5000)
     assert await schedule.due_at(held) == 6000
     assert await schedule.due_at(deferred) == 50_000  # a deferral further out stays
@@ -166,29 +173,3 @@ async def test_schedule_renews_held_leases_forward_only_and_hands_entries_back(r
     await schedule.release([held, gone], 5001)
     assert await schedule.due_at(held) == 5001
     assert await schedule.due_at(gone) is None
-
-
-def test_template_renders_payload_and_contact_fields_first_line_as_subject() -> None:
-    action = {
-        "action_id": "a1",
-        "customer_id": "c1",
-        "trigger": "abandoned_cart",
-        "payload": {"item_count": 2, "cart_value": 9.5},
-    }
-    contact = Contact({"first_name": "Ana", "email": "ana@x.io"})
-    subject, body = render_message(
-        action, "Hi {first_name}\n{item_count} items, {cart_value:.2f} ({action_id})", contact
-    )
-    assert (subject, body) == ("Hi Ana", "2 items, 9.50 (a1)")
-    assert render_message(action, "One line {customer_id}", Contact()) == (
-        "One line c1",
-        "One line c1",
-    )
-
-
-def test_channel_override_builds_only_the_console() -> None:
-    from channels.console import ConsoleChannel
-    from kairos.dispatcher_cli import build_channels
-
-    (channel,) = build_channels("console")
-    assert isinstance(channel, ConsoleChannel)

@@ -6,7 +6,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TextIO
 
-from channels.base import Channel, Message
+from channels.providers.base import Channel, Message
 
 
 def format_line(msg: Message) -> str:

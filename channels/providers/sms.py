@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import aiohttp
 
-from channels._http import HttpChannel
-from channels.base import DeliveryError, Message
+from channels.providers._http import HttpChannel
+from channels.providers.base import DeliveryError, Message
 
 
 class SmsChannel(HttpChannel):
