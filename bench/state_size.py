@@ -23,6 +23,7 @@ from core import engine
 from core.config import Config
 from state import codec
 from state.store import CustomerStore
+from stream.app import memory_store_partitions
 from stream.events import decode_event, decode_profile
 from stream.settings import Settings
 
@@ -72,8 +73,9 @@ def main() -> int:
     gc.collect()
     before = rss_mb()
     table = _Table()
-    store = CustomerStore(table, None, "changelog", Settings().state_cache)  # type: ignore[arg-type]
-    data, where = table.data.data, table.data._key_partition
+    cache_size = Settings().state_cache
+    store = CustomerStore(table, None, "changelog", cache_size)  # type: ignore[arg-type]
+    data, where = table.data.data, memory_store_partitions(table.data)
     total = 0
     for i in range(args.customers):
         raw = sample[i % len(sample)]
@@ -81,7 +83,7 @@ def main() -> int:
         data[key] = raw
         where[key] = i % 8
         total += len(raw)
-    for i in range(min(args.customers, store._cache_size)):  # the decoded working set
+    for i in range(min(args.customers, cache_size)):  # the decoded working set
         store.get(f"cust-{i:07d}", i % 8)
     after = rss_mb()
     print(
@@ -92,7 +94,7 @@ def main() -> int:
                 "bytes_per_customer": round(total / args.customers),
                 "rss_mb": round(after, 1),
                 "store_mb": round(after - before, 1),
-                "decoded_cache": store._cache_size,
+                "decoded_cache": cache_size,
             }
         ).decode()
     )

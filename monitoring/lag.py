@@ -25,8 +25,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from monitoring.metrics import CONSUMER_LAG
+from stream.app import committed_offsets
 
-log = logging.getLogger("kairos.lag")
+log = logging.getLogger(__name__)
 
 # Faust's own topics: table changelogs (recovery, not consumption) and the
 # partition assignor's leader topic.
@@ -60,7 +61,8 @@ async def update_consumer_lag(
     if tps:
         try:
             highwaters: Mapping[Any, int] = await consumer.highwaters(*tps)
-            committed = {tp: consumer._committed_offset.get(tp) for tp in tps}
+            known = committed_offsets(consumer)
+            committed = {tp: known.get(tp) for tp in tps}
             uncommitted = [tp for tp, offset in committed.items() if offset is None]
             if uncommitted:
                 committed.update(await consumer.earliest_offsets(*uncommitted))

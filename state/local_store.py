@@ -5,6 +5,8 @@ which timers and batched flushes do not have; these adapters take the
 partition explicitly. Faust still owns the stores: it opens them, restores them
 from the changelog on assignment and (RocksDB) remembers how far it read, which
 :meth:`LocalStore.persisted` keeps up to date so a restart reads only what is new.
+The stores' private members this needs are read through ``stream/app.py``, the one
+module that touches Faust's internals.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Any, Protocol
 
 from faust.stores.memory import Store as MemoryStore
 from faust.types import TP
+
+from stream.app import memory_store_partitions, rocksdb_items, rocksdb_partition_db
 
 
 class LocalStore(Protocol):
@@ -28,7 +32,7 @@ class InMemory:
 
     def __init__(self, store: MemoryStore) -> None:
         self._data = store.data
-        self._partition_of = store._key_partition
+        self._partition_of = memory_store_partitions(store)
 
     def get(self, partition: int, key: bytes) -> bytes | None:
         return self._data.get(key)
@@ -54,15 +58,15 @@ class RocksDB:
         self._store = store
 
     def get(self, partition: int, key: bytes) -> bytes | None:
-        return self._store._db_for_partition(partition).get(key)
+        return rocksdb_partition_db(self._store, partition).get(key)
 
     def put(self, partition: int, key: bytes, value: bytes) -> None:
-        self._store._db_for_partition(partition).put(key, value)
+        rocksdb_partition_db(self._store, partition).put(key, value)
 
     def items(self, partitions: set[int]) -> Iterator[tuple[int, bytes, bytes]]:
         for partition in sorted(partitions):
-            db = self._store._db_for_partition(partition)
-            for key, value in self._store._visible_items(db):
+            db = rocksdb_partition_db(self._store, partition)
+            for key, value in rocksdb_items(self._store, db):
                 if value:
                     yield partition, key, value
 

@@ -296,3 +296,30 @@ def raw_topics(app: KairosApp, *names: str) -> Any:
         value_serializer="raw",
         partitions=app.kairos_settings.partitions,
     )
+
+
+# --- Faust internals used by state/ and monitoring/ ---
+# Faust has no public API for these; each is read here only, and its upstream source is
+# pinned in tests/unit/test_faust_pins.py so an upgrade that changes it is noticed.
+
+from collections.abc import Iterator, Mapping, MutableMapping  # noqa: E402 - section appended
+
+
+# Replaces store._key_partition: Faust's key -> partition index, which our writes must fill.
+def memory_store_partitions(store: Any) -> MutableMapping[Any, int]:
+    return cast(MutableMapping[Any, int], store._key_partition)
+
+
+# Replaces store._db_for_partition: Faust's get/set need a current event; timers have none.
+def rocksdb_partition_db(store: Any, partition: int) -> Any:
+    return store._db_for_partition(partition)
+
+
+# Replaces store._visible_items: a partition's items without Faust's changelog-offset key.
+def rocksdb_items(store: Any, db: Any) -> Iterator[tuple[bytes, bytes]]:
+    return cast(Iterator[tuple[bytes, bytes]], store._visible_items(db))
+
+
+# Replaces consumer._committed_offset: the lag gauge needs it; Faust tracks it, exposes none.
+def committed_offsets(consumer: Any) -> Mapping[Any, int | None]:
+    return cast(Mapping[Any, int | None], consumer._committed_offset)

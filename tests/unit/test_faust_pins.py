@@ -1,5 +1,6 @@
 """stream/app.py overrides or leans on these Faust methods: a Faust upgrade that changes
-any of them must be read before it is taken (see the module doc of stream/app.py).
+any of them must be read before it is taken (see the module doc of stream/app.py, and
+its last section for the private members state/ and monitoring/ read through it).
 
 Each line is the start of the SHA-256 of the method's source in faust-streaming 0.15.3.
 When this fails: read the upstream change, carry what matters into stream/app.py
@@ -33,6 +34,17 @@ PINNED = {
         "c2701bfc3e6f6cad"
     ),
     "faust.app.base:App._new_transport": "42db531312dd776f",
+    # Private members read through the end of stream/app.py: where each is made and kept.
+    # Store._key_partition (memory_store_partitions)
+    "faust.stores.memory:Store.__post_init__": "e59c82f3785458b2",
+    "faust.stores.memory:Store._create_batch_iterator": "b082c8bcc0403823",
+    "faust.stores.memory:Store.on_recovery_completed": "a00bef343e139602",
+    # Store._db_for_partition and Store._visible_items (rocksdb_partition_db, rocksdb_items)
+    "faust.stores.rocksdb:Store._db_for_partition": "cb7e67d5f9efc4bc",
+    "faust.stores.rocksdb:Store._visible_items": "545dc16a2b25e4a4",
+    # Consumer._committed_offset (committed_offsets): made in __init__, kept by perform_seek,
+    # _commit_offsets and on_partitions_revoked (above)
+    "faust.transport.consumer:Consumer.__init__": "302410d59e6972d1",
 }
 
 
