@@ -24,7 +24,7 @@ from stream.output import Output
 from stream.security import kafka_client_kwargs, redis_kwargs
 from stream.settings import Settings
 
-log = logging.getLogger("kairos.worker")
+log = logging.getLogger(__name__)
 
 
 def load_campaign_config(path: str) -> Config:

@@ -21,7 +21,7 @@ from typing import Any
 from monitoring.lag import update_consumer_lag
 from monitoring.metrics import DISPATCH_QUEUE
 
-log = logging.getLogger("kairos.dispatch_gauges")
+log = logging.getLogger(__name__)
 
 ACTIONS_TOPIC = "actions"
 DUE_KEY = "kairos:dispatch:due"  # channels.schedule.DUE_KEY: member action_id, score due ms
