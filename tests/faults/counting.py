@@ -2,7 +2,12 @@
 
 * **lost**: expected ``send`` action_ids (replay) that never reached the receiver;
 * **duplicated**: action_ids that reached it more than once (``resends`` counts every
-  extra request, so one action sent three times is 1 duplicated, 2 resends);
+  extra request, so one action sent three times is 1 duplicated, 2 resends). Delivery
+  is at-least-once towards providers that de-duplicate on the ``action_id`` (issue 11):
+  a dispatcher killed after a request left but before it recorded the answer must send
+  it again. Such a copy, one that arrived again after a dispatcher kill that came after
+  the previous copy, is counted in ``duplicated_after_kill``; any other repeat is a
+  duplicated effect (``duplicated_unexplained``), and fails the run;
 * **decisions**: live (unique ``action_id`` on ``actions``) against replay, as sets of
   ``(trigger, customer_id, action_id)``, and the statuses of the common ones;
 * **dead letters**: one per bad record published, matched by source (topic, partition,
@@ -16,8 +21,10 @@ outcomes, and the topic/partition/offset of the events that caused it.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from .expectations import Expected
@@ -54,8 +61,10 @@ class Counts:
     arrivals_raw: int = 0
     arrivals_unique: int = 0
     lost: int = 0
-    duplicated: int = 0
-    resends: int = 0
+    duplicated: int = 0  # action_ids that arrived more than once
+    duplicated_after_kill: int = 0  # ...every repeat after a dispatcher kill: at-least-once
+    duplicated_unexplained: int = 0  # ...the others: a duplicated effect
+    resends: int = 0  # extra requests, all duplicated action_ids together
     unexpected_arrivals: int = 0  # arrived, but replay did not decide a send
     bad_signatures: int = 0
     # the dispatcher's own account, by final outcome per action on `deliveries`
@@ -82,7 +91,7 @@ class Counts:
         """Nothing lost, nothing sent twice, live decided what replay decided."""
         return (
             self.lost == 0
-            and self.duplicated == 0
+            and self.duplicated_unexplained == 0
             and self.decisions_missing == 0
             and self.decisions_extra == 0
             and self.status_mismatches == 0
@@ -100,8 +109,9 @@ class Counts:
             f"decisions live {self.decisions_live:,} replay {self.decisions_replay:,} "
             f"(missing {self.decisions_missing}, extra {self.decisions_extra}, "
             f"status {self.status_mismatches}) | sends expected {self.expected_sends:,} "
-            f"arrived {self.arrivals_unique:,} lost {self.lost} dup {self.duplicated} "
-            f"(resends {self.resends}) | dead letters {self.dead_letters}/"
+            f"arrived {self.arrivals_unique:,} lost {self.lost} dup "
+            f"{self.duplicated_unexplained} (+{self.duplicated_after_kill} resent after a "
+            f"dispatcher kill) | dead letters {self.dead_letters}/"
             f"{self.dead_letters_expected} | {self.seconds:.0f}s"
         )
 
@@ -116,12 +126,14 @@ def count(
     expected: Expected,
     outputs: Outputs,
     arrivals: Arrivals,
+    dispatcher_kills_ms: Sequence[int] = (),
 ) -> Counts:
     c = Counts(scenario)
     _count_inputs(c, plan, published)
     where = published.by_event_id(plan)
     live = _count_decisions(c, expected, outputs, where)
     _count_arrivals(c, expected, outputs, arrivals, live, where)
+    _count_duplicates(c, arrivals, dispatcher_kills_ms)
     _count_dead_letters(c, plan, published, outputs)
     return c
 
@@ -176,9 +188,6 @@ def _count_arrivals(
     c.bad_signatures = arrivals.bad_signature
     lost = sorted(set(sends) - set(received), key=lambda a: sends[a]["decided_at"])
     c.lost = len(lost)
-    duplicated = sorted(a for a, n in received.items() if n > 1)
-    c.duplicated = len(duplicated)
-    c.duplicated_sample = duplicated[:SAMPLE]
     c.resends = c.arrivals_raw - c.arrivals_unique
     c.unexpected_arrivals = len(set(received) - set(sends))
 
@@ -202,6 +211,23 @@ def _count_arrivals(
         }
         for a in lost[:SAMPLE]
     ]
+
+
+def _count_duplicates(c: Counts, arrivals: Arrivals, kills_ms: Sequence[int]) -> None:
+    times: dict[str, list[float]] = defaultdict(list)
+    for action_id, at in arrivals.raw:
+        times[action_id].append(at * 1000)
+    repeated = {a: sorted(t) for a, t in times.items() if len(t) > 1}
+    after_kill = {
+        a
+        for a, t in repeated.items()
+        if all(any(first <= k <= then for k in kills_ms) for first, then in pairwise(t))
+    }
+    unexplained = sorted(set(repeated) - after_kill)
+    c.duplicated = len(repeated)
+    c.duplicated_after_kill = len(after_kill)
+    c.duplicated_unexplained = len(unexplained)
+    c.duplicated_sample = (unexplained + sorted(after_kill))[:SAMPLE]
 
 
 def _count_dead_letters(c: Counts, plan: Plan, published: Published, outputs: Outputs) -> None:

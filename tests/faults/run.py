@@ -36,7 +36,7 @@ DEADLINE_TRIGGERS = frozenset({"abandoned_cart", "browse_abandonment", "post_pur
 async def run(scenario: Scenario, out_dir: Path = VAR, code_dir: Path = ROOT) -> Counts:
     """Run ``scenario`` against the code in ``code_dir`` (default: this checkout)."""
     started = time.monotonic()
-    timeline: list[tuple[float, str]] = []
+    timeline: list[tuple[float, float, Fault]] = []  # (began, done) s after t0, fault
     async with Harness(scenario.name, scenario.setup, out_dir, code_dir) as h:
         plan = build(scenario.traffic, now_ms() + LEAD_MS)
         jsonl = h.dir / "traffic.jsonl"
@@ -56,20 +56,28 @@ async def run(scenario: Scenario, out_dir: Path = VAR, code_dir: Path = ROOT) ->
         assert h.observer is not None
         await h.settle(set(expected.sends), not_before_ms, wait_s)
         outputs, arrivals = h.observer.outputs, h.receiver.arrivals
-        counts = count(scenario.name, plan, published, expected, outputs, arrivals)
+        # A copy that arrived before the dispatcher was dead may be sent again after it.
+        kills = [int(plan.t0_ms + done * 1000) for _, done, f in timeline if f.kills_dispatcher]
+        counts = count(scenario.name, plan, published, expected, outputs, arrivals, kills)
         counts.unexpected_exits = h.unexpected_exits()
         _dump(h.dir, outputs, arrivals)
     counts.seconds = time.monotonic() - started
-    moments = [_at_fault(at, what, plan.t0_ms, expected, arrivals) for at, what in sorted(timeline)]
+    moments = [
+        _at_fault(began, f.what, plan.t0_ms, expected, arrivals)
+        for began, _, f in sorted(timeline, key=lambda entry: entry[0])
+    ]
     _write(counts, scenario, moments, out_dir)
     print(counts.summary(), flush=True)
     return counts
 
 
-async def _inject(h: Harness, fault: Fault, t0_ms: int, timeline: list[tuple[float, str]]) -> None:
+async def _inject(
+    h: Harness, fault: Fault, t0_ms: int, timeline: list[tuple[float, float, Fault]]
+) -> None:
     await asyncio.sleep(max(0.0, (t0_ms + fault.at_s * 1000 - now_ms()) / 1000))
-    timeline.append((round((now_ms() - t0_ms) / 1000, 1), fault.what))
+    began = (now_ms() - t0_ms) / 1000
     await fault.do(h)
+    timeline.append((began, (now_ms() - t0_ms) / 1000, fault))
 
 
 def _at_fault(
@@ -81,7 +89,7 @@ def _at_fault(
     arrived = {a for a, t in arrivals.raw if t * 1000 <= at_ms}
     sends = expected.sends
     return {
-        "at_s": at_s,
+        "at_s": round(at_s, 1),
         "what": what,
         "sends_not_yet_arrived": sum(
             1 for a, d in sends.items() if d["decided_at"] <= at_ms and a not in arrived

@@ -23,6 +23,7 @@ class Fault:
     at_s: float  # seconds after the first record's time
     what: str
     do: Step
+    kills_dispatcher: bool = False  # sends on the wire may be sent again (at-least-once)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +147,7 @@ def dispatcher_kill(scale: Scale) -> Scenario:
         _traffic(scale, burst=Burst(burst, 3.0, factor=15)),
         Setup(receiver_delay_s=0.1),
         faults=(
-            Fault(burst + 2, "kill -9 dispatcher", kill_dispatcher),
+            Fault(burst + 2, "kill -9 dispatcher", kill_dispatcher, kills_dispatcher=True),
             Fault(burst + 7, "restart dispatcher", start_dispatcher),
         ),
     )
@@ -221,7 +222,7 @@ def combined(scale: Scale) -> Scenario:
         faults=(
             Fault(scale.at(20 / 60), "kill -9 worker-1", kill_worker(1)),
             Fault(scale.at(30 / 60), "restart worker-1", start_worker(1)),
-            Fault(scale.at(40 / 60), "kill -9 dispatcher", kill_dispatcher),
+            Fault(scale.at(40 / 60), "kill -9 dispatcher", kill_dispatcher, kills_dispatcher=True),
             Fault(scale.at(45 / 60), "restart dispatcher", start_dispatcher),
         ),
     )

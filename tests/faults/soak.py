@@ -41,8 +41,8 @@ COLUMNS = (
     ("sends expected", lambda c: f"{c.expected_sends:,}"),
     ("arrived", lambda c: f"{c.arrivals_unique:,}"),
     ("lost", lambda c: c.lost),
-    ("dup", lambda c: c.duplicated),
-    ("resends", lambda c: c.resends),
+    ("dup", lambda c: c.duplicated_unexplained),
+    ("resent after kill", lambda c: c.duplicated_after_kill),
     ("dead but arrived", lambda c: c.dead_but_arrived),
     ("dead letters", lambda c: f"{c.dead_letters}/{c.dead_letters_expected}"),
     ("crashes", lambda c: sum(len(v) for v in c.unexpected_exits.values())),
@@ -96,7 +96,7 @@ def totals(rows: list[tuple[int, Counts]]) -> str:
     for name in dict.fromkeys(c.scenario for _, c in rows):
         mine = [c for _, c in rows if c.scenario == name]
         lost = [c.lost for c in mine]
-        dup = [c.duplicated for c in mine]
+        dup = [c.duplicated_unexplained for c in mine]
         lines.append(
             f"| {name} | {sum(c.ok for c in mine)}/{len(mine)} | {min(lost)}-{max(lost)} "
             f"| {min(dup)}-{max(dup)} |"
