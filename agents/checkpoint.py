@@ -10,9 +10,10 @@ skips an id it has seen):
    it will commit before calling :meth:`Checkpoint.run`). They cover only records
    the agent had finished with, so everything they cover is in the cut below.
 1. **Cut.** With no ``await`` in between, take every output record buffered so far
-   and encode every customer state changed since the last checkpoint. The encoded
-   states reflect exactly the events and timers whose outputs are in the cut or
-   were shipped before it.
+   and fix the customers changed since the last checkpoint. Their states are
+   encoded as they were at this instant (copy on write: ``state/store.py``), so
+   they reflect exactly the events and timers whose outputs are in the cut or were
+   shipped before it.
 2. **Outputs** (actions, stage changes, conversions, dead letters, identity
    requests) are sent and acknowledged by the broker.
 3. **State**: the cut's customer states go to the changelog and are acknowledged.
@@ -55,4 +56,10 @@ class Checkpoint:
                     self._store.mark_dirty(cut[0])  # its outputs are not safe: not yet
                 metrics.STATE_ERRORS.labels("outputs").inc()
                 raise
-            return await self._store.write(cut[0])
+            snapshot = cut[0]
+            try:
+                await self._store.encode(snapshot)
+            except BaseException:
+                self._store.mark_dirty(snapshot)
+                raise
+            return await self._store.write(snapshot)

@@ -2,18 +2,20 @@
 
 Writing a Faust table per event costs ~250-300 us (one changelog record through
 Faust's producer each time). Here the core updates decoded states in place,
-marks them dirty, and a checkpoint (``agents/checkpoint.py``) encodes each dirty
-customer once (``snapshot``) and writes the encoded states as batched changelog
-records (``write``), also updating the table's local store.
+marks them dirty, and a checkpoint (``agents/checkpoint.py``) fixes the dirty
+customers (``snapshot``), encodes each once (``encode``, copy on write) and writes
+the encoded states as batched changelog records (``write``), also updating the
+table's local store.
 The changelog stays the recovery source: Faust restores the table from it on
 assignment, exactly as if Faust had written it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.engine import new_state
@@ -24,12 +26,27 @@ from state.local_store import local_store
 from stream.output import Output
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StateSnapshot:
-    """Customers changed since the last snapshot, and their encoded states at that instant."""
+    """The customers changed since the last snapshot, and their states as they were then.
+
+    Taking it costs nothing; the states are encoded afterwards, a slice at a time
+    (``CustomerStore.encode``), except that a customer about to change first has its
+    state encoded as it stood (``CustomerStore.get``): copy on write. A checkpoint of
+    100,000 customers thus no longer stalls the events behind it for ~0.8 s.
+    """
 
     dirty: dict[int, set[str]]
-    records: dict[int, list[tuple[bytes, bytes]]]
+    pending: dict[int, set[str]]
+    records: dict[int, list[tuple[bytes, bytes]]] = field(default_factory=dict)
+
+    def take(self, partition: int, customer_id: str, state: CustomerState | None) -> None:
+        """Encode one pending customer's state now (None: it was dropped meanwhile)."""
+        self.pending[partition].discard(customer_id)
+        if state is not None:
+            self.records.setdefault(partition, []).append(
+                (customer_id.encode(), codec.encode(state))
+            )
 
 
 class CustomerStore:
@@ -40,13 +57,18 @@ class CustomerStore:
         self._cache_size = cache_size
         self._cache: dict[int, dict[str, CustomerState]] = {}
         self._dirty: dict[int, set[str]] = {}
+        self._cut: StateSnapshot | None = None  # a snapshot still being encoded
         self.stages: dict[int, Counter[str]] = {}
 
     def get(self, customer_id: str, partition: int) -> CustomerState:
+        """The customer's state, to read or change (a snapshot first keeps what it was)."""
         cache = self._cache.get(partition)
         if cache is None:
             cache = self._cache[partition] = {}
         state = cache.get(customer_id)
+        cut = self._cut
+        if cut is not None and customer_id in cut.pending.get(partition, ()):
+            cut.take(partition, customer_id, state)
         if state is None:
             raw = self._local.get(partition, customer_id.encode())
             if raw:
@@ -77,21 +99,30 @@ class CustomerStore:
         counts[to_stage] += 1
 
     def snapshot(self) -> StateSnapshot:
-        """Encode every customer changed since the last snapshot (no await: see ``checkpoint``)."""
+        """Fix the customers changed since the last snapshot (no await: see ``checkpoint``)."""
         dirty, self._dirty = self._dirty, {}
-        encode = codec.encode
-        records: dict[int, list[tuple[bytes, bytes]]] = {}
-        for partition, ids in dirty.items():
-            cache = self._cache.get(partition, {})
-            records[partition] = [
-                (customer_id.encode(), encode(cache[customer_id]))
-                for customer_id in ids
-                if customer_id in cache
-            ]
-        return StateSnapshot(dirty, records)
+        self._cut = StateSnapshot(dirty, {p: set(ids) for p, ids in dirty.items()})
+        return self._cut
+
+    async def encode(self, snapshot: StateSnapshot, slice_size: int = 500) -> None:
+        """Encode what copy on write has not, yielding between slices."""
+        try:
+            for partition, pending in snapshot.pending.items():
+                cache = self._cache.get(partition, {})
+                while pending:
+                    for _ in range(min(slice_size, len(pending))):
+                        customer_id = next(iter(pending))
+                        snapshot.take(partition, customer_id, cache.get(customer_id))
+                    if pending:
+                        await asyncio.sleep(0)
+        finally:
+            if self._cut is snapshot:
+                self._cut = None
 
     def mark_dirty(self, snapshot: StateSnapshot) -> None:
         """A snapshot that was not written: its customers go into the next one."""
+        if self._cut is snapshot:
+            self._cut = None
         for partition, ids in snapshot.dirty.items():
             if partition in self._cache:  # not revoked meanwhile
                 self._dirty.setdefault(partition, set()).update(ids)
