@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
 
-from .traffic import Plan, Record
+from .traffic import Plan
 
 CLIENT_ID = "faults-publisher"
 
@@ -55,7 +55,11 @@ async def publish(plan: Plan, bootstrap: str) -> Published:
             if wait > 0:
                 await asyncio.sleep(wait / 1000)
             result.max_behind_ms = max(result.max_behind_ms, -wait)
-            futures.append(await _send(producer, record))
+            # send() only queues the record; its future resolves with the broker's answer
+            sent: asyncio.Future[RecordMetadata] = await producer.send(
+                record.topic, record.value, key=record.key
+            )
+            futures.append(sent)
         outcomes = await asyncio.gather(*futures, return_exceptions=True)
     finally:
         await producer.stop()
@@ -66,7 +70,3 @@ async def publish(plan: Plan, bootstrap: str) -> Published:
         else:
             result.positions.append((outcome.topic, outcome.partition, outcome.offset))
     return result
-
-
-async def _send(producer: AIOKafkaProducer, record: Record) -> asyncio.Future[RecordMetadata]:
-    return await producer.send(record.topic, record.value, key=record.key)
