@@ -27,7 +27,7 @@ from state.store import CustomerStore
 from state.timers import TimerIndex
 from stream import topics
 from stream.events import Rejection, decode_event, decode_profile
-from stream.output import Output, partition_for
+from stream.output import BULK, FAST, Lane, Output, partition_for
 
 log = logging.getLogger("kairos.worker")
 TIMER_SLICE = 200  # timers fired between two chances for the agent to run
@@ -172,6 +172,7 @@ class Runtime:
             partition,
             None,
             dead_letter_record(topic, partition, offset, key, value, rejection.error),
+            BULK,
         )
 
     # --- timers -----------------------------------------------------------
@@ -219,7 +220,7 @@ class Runtime:
         lateness = now - due - self.cfg.engine.timer_grace
         metrics.TIMER_LATENESS_SECONDS.observe(max(0, lateness) / 1000)
         self.store.touch(partition, customer_id)
-        self._emit(step, partition)
+        self._emit(step, partition, BULK)  # a burst of these must not delay fresh decisions
         return 1
 
     def _update_behind(self) -> None:
@@ -273,7 +274,7 @@ class Runtime:
         self.update_stage_gauge()
 
     # --- output -----------------------------------------------------------
-    def _emit(self, step: Step, partition: int) -> None:
+    def _emit(self, step: Step, partition: int, lane: Lane = FAST) -> None:
         """Index new timers and buffer the step's records (sent by ``Output.drain``)."""
         for change in step.timers:
             if change.due is not None:
@@ -282,7 +283,7 @@ class Runtime:
         for sc in step.stage_changes:
             self.store.stage_moved(partition, sc.from_stage, sc.to_stage)
             self._child(metrics.STAGE_CHANGES, sc.from_stage, sc.to_stage).inc()
-            add(topics.STAGE_CHANGES, partition, sc.customer_id, sc.to_record())
+            add(topics.STAGE_CHANGES, partition, sc.customer_id, sc.to_record(), lane)
         if step.decisions:
             wall = now_ms()
             for d in step.decisions:
@@ -290,11 +291,11 @@ class Runtime:
                 self._child(metrics.DECISION_LAG_SECONDS, d.trigger).observe(
                     max(0, wall - d.cause_ts) / 1000
                 )
-                add(topics.ACTIONS, partition, d.customer_id, d.to_record())
+                add(topics.ACTIONS, partition, d.customer_id, d.to_record(), lane)
         for c in step.conversions:
             self._child(metrics.CONVERSIONS, c.trigger, c.group).inc()
             self._child(metrics.CONVERSION_REVENUE, c.trigger, c.group).inc(c.revenue)
-            add(topics.CONVERSIONS, partition, c.customer_id, c.to_record())
+            add(topics.CONVERSIONS, partition, c.customer_id, c.to_record(), lane)
 
     async def flush(self) -> None:
         """Persist every effect so far, outputs before states (``agents/checkpoint.py``)."""

@@ -62,7 +62,10 @@ def build(settings: Settings, cfg: Config) -> tuple[faust.App, Runtime]:
     table = declare_table(app)
     # Two producers: actions must not queue behind a flush's megabytes of state.
     kafka = kafka_client_kwargs()  # KAIROS_KAFKA_*: SASL / TLS
-    output = Output(settings.bootstrap, client_id=f"{settings.app_id}-worker", client_kwargs=kafka)
+    # Two lanes for outputs: decisions on fresh events never queue behind a deadline burst's.
+    output = Output(
+        settings.bootstrap, client_id=f"{settings.app_id}-worker", lanes=2, client_kwargs=kafka
+    )
     # A state write that failed is not sent again as it was: its customers are encoded anew.
     state_output = Output(
         settings.bootstrap,

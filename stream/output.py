@@ -31,6 +31,9 @@ from aiokafka.partitioner import murmur2
 
 T = TypeVar("T")
 Record = tuple[bytes | None, bytes | None]
+Lane = int
+FAST: Lane = 0  # decisions on fresh events: a customer or an agent is waiting
+BULK: Lane = 1  # what a burst of due deadlines decides: must not stand in front of FAST
 
 
 def partition_for(key: str, partitions: int) -> int:
@@ -48,6 +51,7 @@ class _Shipped:
     topic: str
     partition: int | None
     records: list[Record]
+    lane: Lane
 
 
 class Output:
@@ -57,6 +61,7 @@ class Output:
         client_id: str = "kairos",
         *,
         requeue_failed: bool = True,
+        lanes: int = 1,
         request_timeout_ms: int = 120_000,
         client_kwargs: dict[str, Any] | None = None,
     ) -> None:
@@ -65,9 +70,12 @@ class Output:
         self._requeue_failed = requeue_failed
         self._request_timeout_ms = request_timeout_ms
         self._client_kwargs = client_kwargs or {}
-        self._producer: AIOKafkaProducer = None  # type: ignore[assignment]  # made in start()
+        # One producer a lane: aiokafka sends one batch per partition at a time, so a lane
+        # of its own keeps FAST records from queuing behind a BULK burst's batches.
+        self._lanes = lanes
+        self._producers: list[AIOKafkaProducer] = []  # made in start()
         self._unacked: list[_Shipped] = []
-        self._buffers: dict[tuple[str, int | None], list[Record]] = {}
+        self._buffers: dict[tuple[str, int | None, Lane], list[Record]] = {}
         # One shipper at a time: a partition's records leave in the order they were added.
         self._lock = asyncio.Lock()
         self._started = False
@@ -76,35 +84,47 @@ class Output:
         """Start the producer (inside the running loop: aiokafka binds to it)."""
         if not self._started:
             self._started = True
-            self._producer = AIOKafkaProducer(
-                bootstrap_servers=self._bootstrap,
-                client_id=self._client_id,
-                linger_ms=2,
-                max_batch_size=1_048_576,
-                max_request_size=4_194_304,
-                # A broker outage shorter than this is ridden out by aiokafka's own retries.
-                request_timeout_ms=self._request_timeout_ms,
-                **self._client_kwargs,
-            )
-            await self._producer.start()
+            for lane in range(self._lanes):
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self._bootstrap,
+                    client_id=self._client_id if lane == FAST else f"{self._client_id}-bulk",
+                    linger_ms=2,
+                    max_batch_size=1_048_576,
+                    max_request_size=4_194_304,
+                    # A broker outage shorter than this is ridden out by aiokafka's retries.
+                    request_timeout_ms=self._request_timeout_ms,
+                    **self._client_kwargs,
+                )
+                await producer.start()
+                self._producers.append(producer)
 
     async def stop(self) -> None:
         if self._started:
             try:
                 await self.flush()
             finally:
-                await self._producer.stop()
+                for producer in self._producers:
+                    await producer.stop()
 
     @property
     def buffered(self) -> int:
         """Records added and not yet handed to the producer."""
         return sum(len(records) for records in self._buffers.values())
 
-    def add(self, topic: str, partition: int | None, key: str | None, value: dict) -> None:
+    def add(
+        self,
+        topic: str,
+        partition: int | None,
+        key: str | None,
+        value: dict[str, Any],
+        lane: Lane = FAST,
+    ) -> None:
         """Buffer one record for ``topic``'s ``partition`` (None: by key); :meth:`drain` sends it."""
-        buffer = self._buffers.get((topic, partition))
+        if lane >= self._lanes:
+            lane = FAST
+        buffer = self._buffers.get((topic, partition, lane))
         if buffer is None:
-            buffer = self._buffers[(topic, partition)] = []
+            buffer = self._buffers[(topic, partition, lane)] = []
         buffer.append((key.encode() if key is not None else None, orjson.dumps(value)))
 
     async def send(
@@ -131,26 +151,26 @@ class Output:
         await self._await_acks(unacked)
         return cut
 
-    def _take(self) -> dict[tuple[str, int | None], list[Record]]:
+    def _take(self) -> dict[tuple[str, int | None, Lane], list[Record]]:
         buffers, self._buffers = self._buffers, {}
         return buffers
 
-    async def _ship(self, buffers: dict[tuple[str, int | None], list[Record]]) -> int:
+    async def _ship(self, buffers: dict[tuple[str, int | None, Lane], list[Record]]) -> int:
         sent = 0
-        for (topic, partition), records in buffers.items():
+        for (topic, partition, lane), records in sorted(buffers.items(), key=_lane_of):
             if partition is None:
-                await self._send_keyed(topic, records)
+                await self._send_keyed(topic, records, lane)
             else:
-                await self._send_batch(topic, partition, records)
+                await self._send_batch(topic, partition, records, lane=lane)
             sent += len(records)
         return sent
 
-    async def _send_keyed(self, topic: str, records: list[Record]) -> None:
+    async def _send_keyed(self, topic: str, records: list[Record], lane: Lane) -> None:
         if not self._started:
             await self.start()
         for key, value in records:
-            future = await self._producer.send(topic, value, key=key)
-            self._unacked.append(_Shipped(future, topic, None, [(key, value)]))
+            future = await self._producers[lane].send(topic, value, key=key)
+            self._unacked.append(_Shipped(future, topic, None, [(key, value)], lane))
 
     async def send_batch(
         self, topic: str, partition: int, records: Iterable[Record], exact_end: bool = False
@@ -169,36 +189,41 @@ class Output:
             return await self._send_batch(topic, partition, list(records), exact_end)
 
     async def _send_batch(
-        self, topic: str, partition: int, records: list[Record], exact_end: bool = False
+        self,
+        topic: str,
+        partition: int,
+        records: list[Record],
+        exact_end: bool = False,
+        lane: Lane = FAST,
     ) -> asyncio.Future[Any] | None:
         if not self._started:
             await self.start()
         if not records:
             return None
-        producer = self._producer
+        producer = self._producers[lane]
         last = records[-1:] if exact_end else []
         body = records[:-1] if exact_end else records
         future = None
         batch, in_batch = producer.create_batch(), list[Record]()
         for key, value in body:
             if batch.append(key=key, value=value, timestamp=None) is None:
-                await self._send_one(batch, topic, partition, in_batch)
+                await self._send_one(batch, topic, partition, in_batch, lane)
                 batch, in_batch = producer.create_batch(), []
                 batch.append(key=key, value=value, timestamp=None)
             in_batch.append((key, value))
         if in_batch:
-            future = await self._send_one(batch, topic, partition, in_batch)
+            future = await self._send_one(batch, topic, partition, in_batch, lane)
         if last:
             batch = producer.create_batch()
             batch.append(key=last[0][0], value=last[0][1], timestamp=None)
-            future = await self._send_one(batch, topic, partition, last)
+            future = await self._send_one(batch, topic, partition, last, lane)
         return future
 
     async def _send_one(
-        self, batch: Any, topic: str, partition: int, records: list[Record]
+        self, batch: Any, topic: str, partition: int, records: list[Record], lane: Lane
     ) -> asyncio.Future[Any]:
-        future = await self._producer.send_batch(batch, topic, partition=partition)
-        self._unacked.append(_Shipped(future, topic, partition, records))
+        future = await self._producers[lane].send_batch(batch, topic, partition=partition)
+        self._unacked.append(_Shipped(future, topic, partition, records, lane))
         return future
 
     async def _await_acks(self, shipped: list[_Shipped]) -> None:
@@ -210,10 +235,14 @@ class Output:
             return
         if self._requeue_failed:
             for s in reversed(failed):  # back to the front, in their original order
-                buffer = self._buffers.setdefault((s.topic, s.partition), [])
+                buffer = self._buffers.setdefault((s.topic, s.partition, s.lane), [])
                 buffer[:0] = s.records
         error = next(r for r in results if isinstance(r, BaseException))
         raise OutputError(
             f"{sum(len(s.records) for s in failed)} record(s) to "
             f"{sorted({s.topic for s in failed})} not acknowledged by the broker: {error!r}"
         ) from error
+
+
+def _lane_of(item: tuple[tuple[str, int | None, Lane], list[Record]]) -> Lane:
+    return item[0][2]
