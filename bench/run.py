@@ -147,6 +147,21 @@ async def latency_phase(bootstrap: str, rate: float, seconds: float) -> dict:
     }
 
 
+async def burst_latency_phase(
+    bootstrap: str, rate: float, seconds: float, n: int, engine_eps: float
+) -> dict:
+    """The latency phase while ``n`` cart deadlines fall due at one instant in its middle."""
+    load_s = n / max(engine_eps, 500) * 1.5 + 3
+    first_due = traffic.now_ms() + int((load_s + seconds / 2) * 1000)
+    await traffic.produce_fast(
+        bootstrap, traffic.carts(n, first_due, 0, CART_DELAY_S * 1000, prefix="bst"), PARTITIONS
+    )
+    await asyncio.sleep(max(0.0, load_s - 1.0))  # latency_phase waits 1 s for its reader
+    result = await latency_phase(bootstrap, rate, seconds)
+    result["burst_deadlines"] = n
+    return result
+
+
 async def timer_phase(bootstrap: str, n: int, engine_eps: float, worker: EngineWorker) -> dict:
     """``n`` new carts whose deadlines fall over 20 s, starting after they are all loaded."""
     spread = 20_000
@@ -246,7 +261,9 @@ def main() -> int:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_const", dest="size", const="quick")
     size.add_argument("--full", action="store_const", dest="size", const="full")
-    parser.add_argument("--skip", default="", help="comma list: quix,faust,two,replay,state,rocksdb")
+    parser.add_argument(
+        "--skip", default="", help="comma list: quix,faust,two,replay,state,rocksdb"
+    )
     args = parser.parse_args()
     mode = args.size or "quick"
     sizes = SIZES[mode]
@@ -295,6 +312,12 @@ def main() -> int:
 
         results["latency"] = asyncio.run(latency_phase(broker.bootstrap, 2000, sizes["latency_s"]))
         log(f"latency: {results['latency']}")
+        results["latency_burst"] = asyncio.run(
+            burst_latency_phase(
+                broker.bootstrap, 2000, sizes["latency_s"], 20_000, results["engine"]["eps"]
+            )
+        )
+        log(f"latency with a burst of deadlines: {results['latency_burst']}")
         results["timers"] = asyncio.run(
             timer_phase(broker.bootstrap, sizes["timers"], results["engine"]["eps"], worker)
         )
@@ -373,6 +396,9 @@ def write(results: dict) -> None:
         "two_workers_eps": eps(results, "two_workers"),
         "decision_latency_ms": {k: lat.get(k) for k in ("p50", "p99", "p999")},
         "decision_latency_engine_ms": {"p50": lat.get("engine_p50"), "p99": lat.get("engine_p99")},
+        "decision_latency_burst_ms": {
+            k: results.get("latency_burst", {}).get(k) for k in ("p50", "p99", "p999")
+        },
         "offered_eps": lat.get("offered_eps"),
         "timer_lateness_ms": {k: tmr.get(k) for k in ("p50", "p99")},
         "timers_pending": tmr.get("pending_peak"),
@@ -462,6 +488,8 @@ def markdown(s: dict) -> str:
         f"| {lat['p50']} / {lat['p99']} / {lat['p999']} ms |",
         f"| ...inside the engine (decided_at - ts, p50 / p99) | {s['decision_latency_engine_ms']['p50']} / "
         f"{s['decision_latency_engine_ms']['p99']} ms |",
+        f"| ...while 20,000 deadlines fall due at once mid-phase (p50 / p99 / p99.9) | "
+        f"{_burst(s)} ms |",
         f"| timer lateness, {d.get('timers', {}).get('timers', 0):,} carts due over 20 s (p50 / p99) "
         f"| {tmr['p50']} / {tmr['p99']} ms |",
         f"| state per customer (encoded, changelog; {s['state_customers'] or 0:,} customers) | {s['state_bytes_per_customer']} B |",
@@ -496,3 +524,8 @@ def _fmt(v: float | None) -> str:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _burst(s: dict) -> str:
+    b = s.get("decision_latency_burst_ms") or {}
+    return " / ".join(str(b.get(k)) for k in ("p50", "p99", "p999"))

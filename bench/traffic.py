@@ -91,13 +91,15 @@ async def paced(
     return sent
 
 
-def carts(n: int, first_due: int, spread_ms: int, delay_ms: int) -> list[tuple[str, str, dict]]:
+def carts(
+    n: int, first_due: int, spread_ms: int, delay_ms: int, prefix: str = "tmr"
+) -> list[tuple[str, str, dict]]:
     """One add_to_cart each for ``n`` new customers, due ``first_due`` .. ``+spread_ms``."""
     out = []
     for i in range(n):
         ts = first_due + i * spread_ms // n - delay_ms
-        cid = f"tmr-{i:07d}"
-        value = {"event_id": f"tmr-{i}", "type": "add_to_cart", "customer_id": cid, "ts": ts}
+        cid = f"{prefix}-{i:07d}"
+        value = {"event_id": f"{prefix}-{i}", "type": "add_to_cart", "customer_id": cid, "ts": ts}
         value |= {"product_id": "sku-0001", "price": 10.0, "quantity": 1}
         out.append(("clickstream", cid, value))
     return out
