@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.config import Config, TriggerConfig
@@ -55,23 +54,18 @@ def quiet_hours_end(state: CustomerState, now: int, cfg: Config) -> int | None:
     tz_name = (state.profile and state.profile.timezone) or cfg.policy.default_timezone
     minute = now // 60_000
     key = (tz_name, quiet.start, quiet.end)
-    run = _RUNS.get(key)
-    if run is None or not run.first <= minute < run.until:
+    run = _RUNS.get(key)  # (first, until, answer); a plain tuple indexes fastest
+    if run is None or not run[0] <= minute < run[1]:
         if len(_RUNS) >= 4096:  # time zones come from profiles: bound what they can fill
             _RUNS.clear()
         run = _RUNS[key] = _quiet_run(tz_name, quiet.start, quiet.end, minute)
-    return run.answer
+    return run[2]
 
 
 # The answer is the same for every minute until the next edge of quiet hours: per zone
 # and setting, the run of minutes around the last one asked (decisions ask in time
 # order, so a zone converts times about twice a day instead of once a minute).
-class _Run(NamedTuple):
-    first: int  # epoch minutes [first, until) ...
-    until: int
-    answer: int | None  # ... all have this answer
-
-
+_Run = tuple[int, int, int | None]  # (first, until, answer): minutes [first, until) give answer
 _RUNS: dict[tuple[str, str, str], _Run] = {}
 
 
@@ -92,7 +86,7 @@ def _quiet_run(tz_name: str, start_hhmm: str, end_hhmm: str, minute: int) -> _Ru
     later = datetime.fromtimestamp(until * 60, tz=zone)
     if until <= minute or local.utcoffset() != later.utcoffset():
         until = minute + 1
-    return _Run(minute, until, answer)
+    return minute, until, answer
 
 
 def quiet_end_at(tz_name: str, start_hhmm: str, end_hhmm: str, epoch_minute: int) -> int | None:
