@@ -69,13 +69,12 @@ class HttpChannel(Channel):
         *,
         data: bytes | Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
-        auth: aiohttp.BasicAuth | None = None,
     ) -> bytes:
         """POST and return the response body; raise DeliveryError unless 2xx."""
         if not url:
             raise DeliveryError(f"{self.name}: no URL configured", retryable=False)
         try:
-            async with self._client().post(url, data=data, headers=headers, auth=auth) as resp:
+            async with self._client().post(url, data=data, headers=headers) as resp:
                 body = await resp.read()
                 classify_status(resp.status, body, resp.headers)
                 return body

@@ -27,10 +27,10 @@ class SmsChannel(HttpChannel):
     ) -> None:
         super().__init__(url, name=name, timeout_s=timeout_s, session=session)
         self.from_number = from_number
-        self._auth = aiohttp.BasicAuth(account_sid, auth_token)
+        self._authorization = aiohttp.encode_basic_auth(account_sid, auth_token)
 
     async def send(self, msg: Message) -> None:
         if not msg.to:
             raise DeliveryError("sms: message has no phone number", retryable=False)
         form = {"To": msg.to, "From": self.from_number, "Body": msg.body}
-        await self._post(self.url, data=form, auth=self._auth)
+        await self._post(self.url, data=form, headers={"Authorization": self._authorization})
