@@ -30,7 +30,7 @@ PolicyOutcome = Literal[
     "deferred_quiet_hours",
     "deferred_frequency_cap",
 ]
-DeliveryStatus = ProviderOutcome | PolicyOutcome
+DeliveryStatus = Literal[ProviderOutcome, PolicyOutcome]
 
 RESENT_REASON = (
     "possibly sent before: a dispatcher stopped while sending it; sent again with the same "

@@ -7,14 +7,18 @@ test_dispatcher.py`` checks the same rules end to end through a running dispatch
 from __future__ import annotations
 
 import dataclasses
+import json
 import textwrap
+from pathlib import Path
+from typing import get_args
 
 import orjson
 import pytest
 
-from channels.actions import Action, BadAction, action_from_record, parse_action
+from channels.actions import ACTION_STATUSES, Action, BadAction, action_from_record, parse_action
 from channels.contacts import Contact
 from channels.decision import (
+    DecisionStatus,
     DispatchDecision,
     capped,
     decide,
@@ -23,11 +27,13 @@ from channels.decision import (
     queue_at,
     screen,
 )
+from channels.deliveries import DeliveryStatus, PolicyOutcome, ProviderOutcome
 from channels.messages import build_message, render_message
 from channels.policy import Verdict
 from core.config import Config
 from core.config_file import parse_config
 
+SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 NOW = 1_767_225_600_000
 MINUTE = 60_000
 OK = Verdict("ok")
@@ -213,6 +219,18 @@ def test_a_record_that_is_not_an_action_says_why(raw: bytes, reason: str) -> Non
     parsed = parse_action(raw)
     assert isinstance(parsed, BadAction)
     assert reason in parsed.reason
+
+
+def test_the_status_types_are_the_contracts() -> None:
+    def enum(schema: str, field: str) -> set[str]:
+        return set(json.loads((SCHEMAS / schema).read_text())["properties"][field]["enum"])
+
+    assert enum("actions.json", "status") == ACTION_STATUSES
+    delivery = set(get_args(ProviderOutcome)) | set(get_args(PolicyOutcome))
+    assert delivery == enum("deliveries.json", "outcome")
+    assert set(get_args(DeliveryStatus)) == delivery
+    # every decision but send is recorded on deliveries as it is named
+    assert set(get_args(DecisionStatus)) - {"send"} <= set(get_args(PolicyOutcome))
 
 
 def test_optional_fields_may_be_missing() -> None:
