@@ -29,6 +29,7 @@ COMMANDS = {
     "triggers": ("kairos.triggers_cli", "validate, list, switch and tune triggers, live"),
     "report": ("kairos.report", "per-trigger effect: sent vs held out, uplift with 95%% CI"),
     "forget": ("kairos.forget", "forget a customer: tombstone their profile, clear Redis"),
+    "console": ("kairos.console.command", "the campaign owners' web page, live"),
 }
 
 
