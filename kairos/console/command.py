@@ -21,6 +21,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -94,6 +95,7 @@ async def _serve(
 
     from kairos.console.app import create_app
 
+    sock = _listening(host, port)  # before anything starts: a taken port is said at once
     app = create_app(control, users, events, bootstrap)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -102,15 +104,8 @@ async def _serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        try:
-            await web.TCPSite(runner, host, port).start()
-        except OSError as exc:
-            raise UserError(
-                f"cannot listen on {host}:{port}: {(exc.strerror or str(exc)).lower()}; "
-                "choose another --port",
-                1,
-            ) from None
-        bound = runner.addresses[0]
+        await web.SockSite(runner, sock).start()
+        bound = sock.getsockname()
         names = ", ".join(f"{u.name} ({u.role})" for u in users)
         print(f"kairos console: http://{bound[0]}:{bound[1]}/", flush=True)
         print(f"  config  {control.config_path}  users  {names}", flush=True)
@@ -118,3 +113,19 @@ async def _serve(
         await stop.wait()
     finally:
         await runner.cleanup()
+
+
+def _listening(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        why = (exc.strerror or str(exc)).lower()
+        raise UserError(
+            f"cannot listen on {host}:{port}: {why}; choose another --port", 1
+        ) from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
