@@ -20,8 +20,8 @@ demo: install  ## broker + redis + worker + dispatcher + simulated traffic for 6
 test: install  ## the whole suite: unit tests and integration tests on real processes
 	$(VENV)/bin/pytest -q
 
-test-unit: install
-	$(VENV)/bin/pytest -q tests/unit
+test-unit: install  ## no process started: the pure core and everything around it, in seconds
+	$(VENV)/bin/pytest -q tests/unit -m "not subprocess"
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -18,6 +18,23 @@ from kairos.launcher import Broker, RedisServer, start_broker, start_redis
 __all__ = ["Consumed", "consume_all", "partition_count", "produce", "unique_topic"]
 
 
+_NEEDS = {
+    "broker": "broker",
+    "bootstrap": "broker",
+    "redis_server": "redis",
+    "redis_url": "redis",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by what they need, so `-m "not broker"` and the like select them."""
+    for item in items:
+        if item.path.parent.name in ("integration", "faults"):
+            item.add_marker(pytest.mark.integration)
+        for marker in sorted({_NEEDS[f] for f in getattr(item, "fixturenames", ()) if f in _NEEDS}):
+            item.add_marker(marker)
+
+
 @pytest.fixture(scope="session")
 def broker() -> Iterator[Broker]:
     with start_broker() as running:

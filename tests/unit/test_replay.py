@@ -53,6 +53,7 @@ def events_file(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.subprocess  # runs `kairos replay`
 def test_cli_prints_one_json_object_and_writes_action_records(
     events_file: Path, tmp_path: Path
 ) -> None:
@@ -136,6 +137,7 @@ def test_timers_due_by_the_last_event_fire_and_later_ones_do_not(tmp_path: Path)
     assert result.fired["abandoned_cart"]["send"] == 1  # a's cart is due at T0+30m; b's is not
 
 
+@pytest.mark.subprocess  # forks replay's shards
 def test_sharded_replay_equals_one_process(
     events_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -212,6 +214,7 @@ def test_uplift_confidence_interval_by_normal_approximation() -> None:
     assert ci[0] > 0  # a clear effect at this size
 
 
+@pytest.mark.subprocess  # forks replay's shards
 def test_bad_lines_are_reported_by_file_and_line_in_one_process_and_sharded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -42,6 +42,7 @@ def kairos(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.subprocess  # runs `kairos replay`
 def test_pending_deadlines_are_reported_per_timer(cart_file: Path) -> None:
     proc = kairos("replay", str(cart_file), "--jobs", "1")
     assert proc.returncode == 0, proc.stderr
@@ -51,6 +52,7 @@ def test_pending_deadlines_are_reported_per_timer(cart_file: Path) -> None:
     assert "--until +30m" in proc.stdout
 
 
+@pytest.mark.subprocess  # runs `kairos replay`
 def test_until_a_duration_runs_the_clock_past_the_last_event(cart_file: Path) -> None:
     proc = kairos("replay", str(cart_file), "--jobs", "1", "--json", "--until", "+30m")
     assert proc.returncode == 0, proc.stderr
@@ -76,6 +78,7 @@ def test_until_one_minute_short_leaves_the_deadline_pending(cart_file: Path) -> 
     assert result.pending["abandoned_cart"] == [1, T0 + 31 * MIN]
 
 
+@pytest.mark.subprocess  # runs `kairos replay`
 def test_until_before_the_last_event_is_refused(cart_file: Path) -> None:
     proc = kairos("replay", str(cart_file), "--until", "2025-12-31T00:00:00Z")
     assert proc.returncode == 2
@@ -83,6 +86,7 @@ def test_until_before_the_last_event_is_refused(cart_file: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.subprocess  # runs `kairos replay`
 @pytest.mark.parametrize("until", ["soon", "+-5m", "+5 parsecs", "2026-01-01T09:00:00"])
 def test_until_that_is_not_a_time_is_refused_in_one_line(cart_file: Path, until: str) -> None:
     proc = kairos("replay", str(cart_file), "--until", until)
@@ -91,6 +95,7 @@ def test_until_that_is_not_a_time_is_refused_in_one_line(cart_file: Path, until:
     assert "--until" in proc.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.subprocess  # forks replay's shards
 def test_sharded_replay_with_until_equals_one_process(tmp_path: Path) -> None:
     path = tmp_path / "e.jsonl"
     with open(path, "wb") as out:

@@ -7,9 +7,7 @@ settings as the plain clients get.
 
 from __future__ import annotations
 
-import shutil
 import ssl
-import subprocess
 from pathlib import Path
 
 import faust
@@ -31,19 +29,18 @@ from stream.security import (
 PASSWORD = "pw-3f9a1c-not-in-any-repr"
 
 
+PKI = Path(__file__).with_name("pki")
+
+
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """A self-signed CA-style certificate and its key, made with the openssl tool."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not on PATH: cannot make a test certificate")
-    d = tmp_path_factory.mktemp("pki")
-    cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return {"cert": str(cert), "key": str(key)}
+def pki() -> dict[str, str]:
+    """A self-signed CA-style certificate (CN 127.0.0.1, valid to 2126) and its key.
+
+    Made once with ``openssl req -x509 -newkey rsa:2048 -nodes -days 36500 -subj
+    /CN=127.0.0.1``, for these tests only (a unit test starts no process); no connection
+    is ever made with it.
+    """
+    return {"cert": str(PKI / "cert.pem"), "key": str(PKI / "key.pem")}
 
 
 def sasl_ssl_env(pki: dict[str, str], password_file: Path) -> dict[str, str]:
