@@ -30,7 +30,7 @@ from stream.events import Rejection, decode_event, decode_profile
 from stream.output import BULK, FAST, Lane, Output, partition_for
 
 log = logging.getLogger("kairos.worker")
-TIMER_SLICE = 200  # timers fired between two chances for the agent to run
+TIMER_SLICE = 50  # timers fired between two chances for events to run (a few ms)
 
 
 def now_ms() -> int:

@@ -54,6 +54,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 class _Consumer(faust_aiokafka.Consumer):
     _aligner: Aligner | None = None
+    _records_at: float = 0.0  # when a fetch last brought records, epoch ms
 
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -113,8 +114,10 @@ class _Consumer(faust_aiokafka.Consumer):
         """``(topic, committed offset, high watermark)`` of each input topic's ``partition``.
 
         The high watermark is None when it is not known to be current: never fetched, or
-        not refreshed by a fetch response for ``stale_ms`` (the broker unreachable). Only
-        a current one can say a partition has no unread input.
+        not refreshed by a fetch response for ``stale_ms`` while no records came either
+        (the broker unreachable). Only a current one can say a partition has no unread
+        input. (A worker too busy to take fetched records also sees its fetcher stop
+        polling: that alone must not make every partition "behind".)
         """
         aligner = self.aligner
         client = self._thread._ensure_consumer()  # aiokafka's: it knows when it last polled
@@ -127,7 +130,10 @@ class _Consumer(faust_aiokafka.Consumer):
                 continue
             try:
                 polled = client.last_poll_timestamp(tp)
-                current = polled is not None and now - polled <= stale_ms
+                # Not polled lately: the broker is out of reach, unless records keep coming
+                # and the fetcher only waits for us to take them (a busy worker).
+                fresh = now - max(polled or 0, self._records_at) <= stale_ms
+                current = polled is not None and fresh
                 highwater = client.highwater(tp) if current else None
             except (AssertionError, KeyError):  # revoked meanwhile
                 highwater = None
@@ -155,6 +161,8 @@ class _Consumer(faust_aiokafka.Consumer):
                 # Records held back for a lagging partition: look again soon.
                 timeout = max(0.01, aligner.max_idle_s / 4) if aligner.waiting() else 1.0
                 batch = [item async for item in self.getmany(timeout=timeout)]
+                if batch:
+                    self._records_at = time.time() * 1000
                 await self.sleep(0)
                 if not self.should_stop:
                     await self.wait_first(self._deliver(batch), self.suspend_flow.wait())
