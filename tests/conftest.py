@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from kafka_helpers import Consumed, consume_all, partition_count, produce, unique_topic
@@ -26,10 +27,13 @@ _NEEDS = {
 }
 
 
+_UNIT = Path(__file__).parent / "unit"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark tests by what they need, so `-m "not broker"` and the like select them."""
     for item in items:
-        if item.path.parent.name in ("integration", "faults"):
+        if _UNIT not in item.path.parents:  # integration, faults, browser
             item.add_marker(pytest.mark.integration)
         for marker in sorted({_NEEDS[f] for f in getattr(item, "fixturenames", ()) if f in _NEEDS}):
             item.add_marker(marker)
