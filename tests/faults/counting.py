@@ -76,6 +76,9 @@ class Counts:
     dead_letters: int = 0  # unique sources
     dead_letters_missing: int = 0
     dead_letters_unexpected: int = 0  # for records that were not bad
+    # the faults as they happened, with what was at stake (see run.py)
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    t0_ms: int = 0  # the traffic's time zero: fault times and decided_at meet here
     # processes that exited without being told to
     unexpected_exits: dict[str, list[int]] = field(default_factory=dict)
     # evidence

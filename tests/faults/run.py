@@ -62,11 +62,12 @@ async def run(scenario: Scenario, out_dir: Path = VAR, code_dir: Path = ROOT) ->
         counts.unexpected_exits = h.unexpected_exits()
         _dump(h.dir, outputs, arrivals)
     counts.seconds = time.monotonic() - started
-    moments = [
+    counts.t0_ms = plan.t0_ms
+    counts.faults = [
         _at_fault(began, f.what, plan.t0_ms, expected, arrivals)
         for began, _, f in sorted(timeline, key=lambda entry: entry[0])
     ]
-    _write(counts, scenario, moments, out_dir)
+    _write(counts, scenario, out_dir)
     print(counts.summary(), flush=True)
     return counts
 
@@ -102,7 +103,7 @@ def _at_fault(
     }
 
 
-def _write(counts: Counts, scenario: Scenario, moments: list[dict[str, Any]], out: Path) -> None:
+def _write(counts: Counts, scenario: Scenario, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     data = {
         "scenario": scenario.name,
@@ -110,7 +111,6 @@ def _write(counts: Counts, scenario: Scenario, moments: list[dict[str, Any]], ou
         "customers": scenario.traffic.customers,
         "duration_s": scenario.traffic.duration_s,
         "workers": scenario.setup.workers,
-        "faults": moments,
         "logs": str(out / "logs" / scenario.name),
         **counts.to_json(),
     }

@@ -5,7 +5,8 @@
     python -m tests.faults.soak --rev HEAD                # the committed code, not the tree
 
 Writes ``var/faults/<scenario>.json`` (the latest run of each), ``var/faults/soak.json``
-(every run) and ``var/faults/soak.md`` (the table); ``--readme`` also copies the table
+(every run) and ``var/faults/soak.md`` (the table); a failed run's logs and counts are
+kept in ``var/faults/logs/<scenario>-run<N>-failed/``; ``--readme`` also copies the table
 into README.md, between the Fault suite section's markers. Exits 1 when any run lost or
 duplicated a message or decided differently from replay.
 """
@@ -17,6 +18,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -111,6 +113,11 @@ async def soak(names: list[str], runs: int, scale: str, code_dir: Path, code: st
         for name in names:
             counts = await run(ALL[name](scale_for(name, scale)), VAR, code_dir)
             rows.append((index, counts))
+            if not counts.ok:  # the next run of this scenario would replace its logs
+                kept = VAR / "logs" / f"{name}-run{index}-failed"
+                shutil.rmtree(kept, ignore_errors=True)
+                (VAR / "logs" / name).rename(kept)
+                shutil.copy(VAR / f"{name}.json", kept / f"{name}.json")
             _write(rows, started, names, runs, scale, code)
     return 0 if all(c.ok for _, c in rows) else 1
 
