@@ -264,6 +264,8 @@ async def test_a_preview_shows_the_expected_difference(stack: Stack, browser: An
             "difference": f"{c['after'] - c['before']:+d}".replace("+0", "0"),
             "customers": str(c["customers_changed"]),
         }
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.locator("#preview-section").screenshot(path=str(SCREENSHOTS / "preview.png"))
     # counts only: no customer id of the recorded file is on the page
     assert "rec-" not in await page.content()
 
@@ -383,6 +385,7 @@ async def test_figures_agree_with_kairos_report_and_the_page_is_photographed(
     shot = SCREENSHOTS / "console.png"
     await page.set_viewport_size({"width": 1360, "height": 1180})
     await page.screenshot(path=str(shot))
+    await page.screenshot(path=str(SCREENSHOTS / "console-full.png"), full_page=True)
     if os.environ.get("KAIROS_README_SCREENSHOT"):  # `make screenshot` style refresh of docs/
         shutil.copyfile(shot, README_SCREENSHOT)
     await page.context.close()
