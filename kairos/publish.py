@@ -2,10 +2,11 @@
 
 Each line is one event object (its topic follows from its ``type``), or a
 profile record ``{"topic": "profiles", "customer_id": ..., "value": {...} | null}``.
-Lines are checked by the decoder ``kairos replay`` uses (``replay.decode_line``), so
-both commands word a problem the same way; the first few are shown with their line
-numbers, and a count. Bad lines are not published, unless ``--include-invalid`` (to
-exercise the dead-letter path). The whole file is checked before the broker is reached.
+Lines are checked by the decoder ``kairos replay`` uses (``stream.events.decode_line``,
+the worker's checks in their file form), so every command words a problem the same way;
+the first few are shown with their line numbers, and a count. Bad lines are not
+published, unless ``--include-invalid`` (to exercise the dead-letter path). The whole
+file is checked before the broker is reached.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ import orjson
 from core.model import Event
 from kairos import inputs
 from kairos.errors import UserError
-from kairos.replay import TOPIC_OF, decode_line, invalid_lines
-from stream.events import Rejection
+from kairos.replay import invalid_lines
+from stream.events import TOPIC_OF, Rejection, decode_line
 
 _SHOWN_ERRORS = 5
 _TYPE = re.compile(rb'"type"\s*:\s*"([a-z_]{1,32})"')

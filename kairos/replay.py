@@ -44,20 +44,12 @@ from core import engine
 from core.config import Config
 from core.durations import format_duration, iso, parse_duration
 from core.effect import Effect
-from core.model import STAGES, TOPIC_TYPES, CustomerState, Decision, Event, Profile, Step
+from core.model import STAGES, CustomerState, Decision, Event, Step
 from kairos import arguments
 from kairos.errors import UserError
 from kairos.inputs import campaign_config, readable_file, writable_file
-from stream.events import (
-    MAX_RECORD_BYTES,
-    Rejection,
-    decode_event,
-    decode_profile,
-    event_from_object,
-)
+from stream.events import ProfileLine, Rejection, decode_line
 
-TOPIC_OF = {etype: topic for topic, types in TOPIC_TYPES.items() for etype in types}
-_TYPE = re.compile(rb'"type"\s*:\s*"([a-z_]{1,32})"')
 _SHOWN_ERRORS = 5
 _SAMPLE_IDS = 5
 _MIN_LINES_TO_SHARD = 10_000  # below this, forking costs more than it saves
@@ -68,7 +60,7 @@ class Loaded:
     """Decoded input, sorted by event time."""
 
     events: list[Event]
-    profiles: list[tuple[int, str, Profile | None]]  # (apply at, customer_id, profile)
+    profiles: list[ProfileLine]
     invalid: int = 0
     errors: list[str] = field(default_factory=list)  # "file:line: reason", the first few
     seconds: float = 0.0
@@ -135,75 +127,6 @@ class Result:
     @property
     def events_per_s(self) -> float:
         return self.events / self.seconds if self.seconds > 0 else 0.0
-
-
-def decode_line(line: bytes) -> Event | tuple[int, str, Profile | None] | Rejection:
-    """One input line: an event, a profile record ``(at, customer_id, profile)``, or why not.
-
-    The one decoder of JSON-lines files: ``kairos publish`` checks its lines with it too,
-    so both commands word a problem the same way.
-
-    Parses each line once for the common cases (a valid event, a plain profile
-    record); anything else takes ``_decode_line_exact``, which defines the result.
-    """
-    try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return _decode_line_exact(line)
-    if type(obj) is dict:
-        if obj.get("topic") == "profiles":
-            if _TYPE.search(line) is None:  # else the exact path may read it as an event
-                return _decode_profile(obj)
-        else:
-            etype = obj.get("type")
-            topic = TOPIC_OF.get(etype) if type(etype) is str else None
-            if topic is not None and len(line) <= MAX_RECORD_BYTES:
-                ev = event_from_object(obj, topic)
-                if ev.__class__ is Event:
-                    return ev
-    return _decode_line_exact(line)
-
-
-def _decode_line_exact(line: bytes) -> Event | tuple[int, str, Profile | None] | Rejection:
-    match = _TYPE.search(line)
-    if match is not None:
-        topic = TOPIC_OF.get(match.group(1).decode())
-        if topic is not None:
-            ev = decode_event(line, topic)
-            if ev.__class__ is not Rejection:
-                return ev  # type: ignore[return-value]
-    # The slow path: profiles, unknown types, or a "type" key nested in properties.
-    try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        return Rejection(f"malformed JSON: {exc}", "malformed")
-    if type(obj) is not dict:
-        return Rejection("expected a JSON object", "malformed")
-    if obj.get("topic") == "profiles":
-        return _decode_profile(obj)
-    etype = obj.get("type")
-    topic = TOPIC_OF.get(etype) if type(etype) is str else None
-    if topic is None:
-        if etype is None:
-            return Rejection("missing required field 'type'", "missing_field")
-        return Rejection(
-            f"unknown event type {etype!r} (expected one of: {', '.join(sorted(TOPIC_OF))})",
-            "unknown_type",
-        )
-    return decode_event(line, topic)
-
-
-def _decode_profile(obj: dict[str, Any]) -> tuple[int, str, Profile | None] | Rejection:
-    customer_id = obj.get("customer_id")
-    if type(customer_id) is not str or not customer_id:
-        return Rejection("profile record needs a 'customer_id' string", "missing_field")
-    value = obj.get("value")
-    raw = None if value is None else orjson.dumps(value)
-    parsed = decode_profile(raw, customer_id.encode())
-    if isinstance(parsed, Rejection):
-        return parsed
-    profile = parsed[1]
-    return (profile.updated_at if profile is not None else 0), customer_id, profile
 
 
 @dataclass(slots=True)
@@ -274,7 +197,7 @@ def _decode_all(
     source: _Input, indexes: Iterable[int] | None, shard: tuple[int, int] | None
 ) -> Loaded:
     events: list[Event] = []
-    profiles: list[tuple[int, str, Profile | None]] = []
+    profiles: list[ProfileLine] = []
     loaded = Loaded(events, profiles)
     append = events.append
     lines = source.lines

@@ -28,7 +28,7 @@ from core.config import Config
 from core.model import TOPIC_TYPES, CustomerState, Event
 from kairos import replay
 from kairos.simulate import generate
-from stream.events import MAX_TS, MIN_TS, Rejection, decode_event, decode_profile
+from stream.events import MAX_TS, MIN_TS, Rejection, decode_event, decode_line, decode_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "docs" / "schemas"
@@ -344,7 +344,7 @@ def test_arbitrary_bytes_never_raise(raw: bytes, topic: str, key: bytes | None) 
     if isinstance(result, Rejection):
         assert result.error and result.reason
     assert isinstance(decode_profile(raw, key), tuple | Rejection)
-    assert replay.decode_line(raw) is not None
+    assert decode_line(raw) is not None
 
 
 @settings(max_examples=500, deadline=None)
@@ -354,7 +354,7 @@ def test_arbitrary_json_never_raises(value: Any, topic: str) -> None:
     result = decode_event(raw, topic, b"c1")
     assert isinstance(result, Event | Rejection)
     assert isinstance(decode_profile(raw, b"c1"), tuple | Rejection)
-    assert replay.decode_line(raw) is not None
+    assert decode_line(raw) is not None
 
 
 @settings(max_examples=500, deadline=None)
@@ -363,7 +363,7 @@ def test_arbitrary_values_of_contract_fields_never_raise(record: dict[str, Any])
     for topic in TOPIC_TYPES:
         raw = orjson.dumps(record)
         assert isinstance(decode_event(raw, topic), Event | Rejection)
-    assert replay.decode_line(orjson.dumps({**record, "type": "nps"})) is not None
+    assert decode_line(orjson.dumps({**record, "type": "nps"})) is not None
 
 
 # --- outputs --------------------------------------------------------------------------------

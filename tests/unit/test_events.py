@@ -6,7 +6,14 @@ import orjson
 import pytest
 
 from core.model import Event
-from stream.events import MAX_RECORD_BYTES, Rejection, decode_event, decode_profile
+from stream.events import (
+    MAX_RECORD_BYTES,
+    ProfileLine,
+    Rejection,
+    decode_event,
+    decode_line,
+    decode_profile,
+)
 
 TS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
@@ -201,3 +208,44 @@ def test_profile_records_parse_consent_and_a_null_forgets() -> None:
     assert decode_profile(None, b"c1") == ("c1", None)
     bad = decode_profile(orjson.dumps({"consent": {"email": "yes"}}), b"c1")
     assert isinstance(bad, Rejection) and "consent" in bad.error
+
+
+# --- lines of a JSON-lines file (kairos replay, kairos publish) ----------------------------
+
+
+def test_a_line_is_decoded_as_its_types_topic_would_be() -> None:
+    line = raw(type="order_placed", order_id="o1", total=20, items=[{"product_id": "p1"}])
+    ev = decode_line(line)
+    assert isinstance(ev, Event) and ev.topic == "orders"
+    assert ev == decode_event(line, "orders", b"c1")
+
+
+def test_a_profiles_line_is_a_profile_record_applied_at_its_updated_at() -> None:
+    value = {"timezone": "UTC", "updated_at": TS, "consent": {"push": False}}
+    line = orjson.dumps({"topic": "profiles", "customer_id": "c1", "value": value})
+    record = decode_line(line)
+    assert isinstance(record, ProfileLine)
+    assert (record.at, record.customer_id, record.profile.consent) == (TS, "c1", {"push": False})
+    forget = decode_line(b'{"topic": "profiles", "customer_id": "c1", "value": null}')
+    assert forget == ProfileLine(0, "c1", None)
+    # ``"topic": "profiles"`` decides, whatever other keys the line has
+    both = orjson.dumps({**orjson.loads(raw(type="page_view")), "topic": "profiles", "value": {}})
+    assert isinstance(decode_line(both), ProfileLine)
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        (b"{not json", "malformed JSON: "),
+        (b"[1, 2]", "expected a JSON object"),
+        (raw(), "missing required field 'type'"),
+        (raw(type="teleport"), "unknown event type 'teleport' (expected one of: add_to_cart,"),
+        (raw(type="nps", score=11), "field 'score' of nps must be from 0 to 10, got 11"),
+        (raw(type="page_view", ts=1_767_225_600), "looks like seconds"),
+        (b'{"topic": "profiles", "value": {}}', "profile record needs a 'customer_id' string"),
+        (raw(type="page_view", url="x" * MAX_RECORD_BYTES), "-byte limit"),
+    ],
+)
+def test_a_bad_line_gets_the_reason_a_record_would(line: bytes, error: str) -> None:
+    result = decode_line(line)
+    assert isinstance(result, Rejection) and error in result.error, result
