@@ -23,7 +23,7 @@ import orjson
 from core.model import Event
 from kairos import inputs
 from kairos.errors import UserError
-from kairos.replay import invalid_lines
+from kairos.replay.report import invalid_lines
 from stream.events import TOPIC_OF, Rejection, decode_line
 
 _SHOWN_ERRORS = 5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from core.config_file import load_config
 from core.effect import Effect, uplift
 from core.model import Conversion, Decision
 from kairos import replay
+from kairos.replay import shards
 
 T0 = 1_767_258_000_000  # 2026-01-01T09:00:00Z
 MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000
@@ -116,7 +118,7 @@ def test_cli_prints_one_json_object_and_writes_action_records(
 
 def test_human_summary_names_triggers_stages_and_bad_lines(events_file: Path) -> None:
     (result,) = replay.run_replay([events_file], [Config()])
-    text = replay._human(result, None)
+    text = replay.human(result, None)
     assert "abandoned_cart" in text and "customers by stage" in text and "sample:" in text
     assert f"{events_file}:4: malformed JSON" in text
     assert "unknown event type 'teleport'" in text
@@ -141,7 +143,7 @@ def test_timers_due_by_the_last_event_fire_and_later_ones_do_not(tmp_path: Path)
 def test_sharded_replay_equals_one_process(
     events_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(replay, "_MIN_LINES_TO_SHARD", 1)
+    monkeypatch.setattr(shards, "MIN_LINES_TO_SHARD", 1)
     (one,) = replay.run_replay([events_file], [Config()], jobs=1, keep_decisions=True)
     (two,) = replay.run_replay([events_file], [Config()], jobs=2, keep_decisions=True)
     assert replay.summary(one) | {"seconds": 0, "events_per_s": 0} == replay.summary(two) | {
@@ -152,6 +154,46 @@ def test_sharded_replay_equals_one_process(
         d.action_id for d in two.decisions or ()
     )
     assert one.errors == two.errors
+
+
+@pytest.mark.subprocess  # forks replay's shards
+def test_sharded_replay_of_two_configs_equals_one_process(
+    events_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shards, "MIN_LINES_TO_SHARD", 1)
+    old = tmp_path / "old.yaml"
+    old.write_text("triggers:\n  welcome:\n    enabled: false\n")
+    cfgs = [Config(), load_config(old)]
+    same = {"seconds": 0, "events_per_s": 0}
+    one, two = (
+        replay.run_replay([events_file], cfgs, jobs=1),
+        replay.run_replay([events_file], cfgs, jobs=2),
+    )
+    for a, b in zip(one, two, strict=True):
+        assert replay.summary(a) | same == replay.summary(b) | same
+        assert a.errors == b.errors
+    assert replay.compare(two[1], two[0]) == replay.compare(one[1], one[0])
+
+
+@pytest.mark.subprocess  # forks replay's shards
+@pytest.mark.parametrize("how", ["raises", "dies"])
+def test_a_shard_that_fails_ends_the_replay_with_an_error_not_a_hang(
+    events_file: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    monkeypatch.setattr(shards, "MIN_LINES_TO_SHARD", 1)
+    parent, real = os.getpid(), shards.replay
+
+    def failing_in_a_child(*args: object, **kwargs: object) -> replay.Result:
+        if os.getpid() != parent:
+            if how == "dies":
+                os._exit(3)
+            raise ValueError("boom in a shard")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(shards, "replay", failing_in_a_child)
+    expected = "boom in a shard" if how == "raises" else "ended without sending its result"
+    with pytest.raises(RuntimeError, match=expected):
+        replay.run_replay([events_file], [Config()], jobs=2)
 
 
 def test_compare_shows_what_a_config_change_does(events_file: Path, tmp_path: Path) -> None:
@@ -218,7 +260,7 @@ def test_uplift_confidence_interval_by_normal_approximation() -> None:
 def test_bad_lines_are_reported_by_file_and_line_in_one_process_and_sharded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(replay, "_MIN_LINES_TO_SHARD", 1)
+    monkeypatch.setattr(shards, "MIN_LINES_TO_SHARD", 1)
     first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     first.write_bytes(b"\n".join([*shopper_lines("c1", T0), b"{broken"]) + b"\n")
     second.write_bytes(
