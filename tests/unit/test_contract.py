@@ -23,10 +23,11 @@ from jsonschema import Draft202012Validator
 from agents.runtime import dead_letter_record
 from channels.actions import Action
 from channels.deliveries import delivery_record
-from core import engine
 from core.config import Config
-from core.model import TOPIC_TYPES, CustomerState, Event
-from kairos import replay
+from core.driver import Driver, Outputs
+from core.durations import DAY
+from core.model import TOPIC_TYPES, Event
+from kairos.replay import load
 from kairos.simulate import generate
 from stream.events import MAX_TS, MIN_TS, Rejection, decode_event, decode_line, decode_profile
 
@@ -377,19 +378,18 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str
         for topic, key, value in generate(150, 6000, 4, TS, 60 * 86_400_000):
             line = {"topic": topic, "customer_id": key, "value": value}
             out.write(orjson.dumps(line if topic == "profiles" else value) + b"\n")
-    loaded = replay.load([path])
-    result = replay.replay(loaded, Config(), keep_decisions=True)
-    states: dict[str, CustomerState] = {}
-    changes, conversions = [], []
-    for ev in loaded.events:  # the same core again, for what replay does not keep
-        state = states.setdefault(ev.customer_id, CustomerState(ev.customer_id))
-        step = engine.on_event(state, ev, ev.ts, Config())
-        changes += [c.to_record() for c in step.stage_changes]
-        conversions += [c.to_record() for c in step.conversions]
+    loaded = load([path])
+    produced = Outputs()
+    driver = Driver(Config(), produced)
+    for _, customer_id, profile in loaded.profiles:
+        driver.profile(customer_id, profile)
+    for ev in loaded.events:
+        driver.send(ev)
+    driver.advance(loaded.events[-1].ts + 60 * DAY)  # the journey's at-risk and churn timers
     return {
-        "actions": [d.to_record() for d in result.decisions or ()],
-        "stage-changes": changes,
-        "conversions": conversions,
+        "actions": [d.to_record() for d in produced.decisions],
+        "stage-changes": [c.to_record() for c in produced.stage_changes],
+        "conversions": [c.to_record() for c in produced.conversions],
     }
 
 

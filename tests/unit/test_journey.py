@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from core import engine, windows
 from core.config import Config, JourneyConfig
+from core.driver import Driver, Outputs
 from core.durations import DAY, HOUR, MINUTE
 from core.facts import COUNTER_OF
 from core.model import CustomerState, Event
@@ -28,23 +29,21 @@ def ev(etype: str, ts: int, eid: str, **fields: object) -> Event:
 
 
 def run(events: list[Event], until: int | None = None, cfg: Config = CFG) -> CustomerState:
-    """Events in the given order, then the journey timer as long as it is due by ``until``."""
-    state = CustomerState("c1")
+    """Events in the given order on the event-time driver, then the clock run to ``until``."""
+    driver = Driver(cfg, Outputs())
     for e in events:
-        engine.on_event(state, e, e.ts, cfg)
-    while until is not None and "journey" in state.timers and state.timers["journey"] <= until:
-        due = state.timers["journey"]
-        engine.on_timer(state, "journey", due, due, cfg)
-    return state
+        driver.send(e)
+    if until is not None:
+        driver.advance(until)
+    return driver.state("c1")
 
 
 def stages(events: list[Event]) -> list[str]:
-    state = CustomerState("c1")
-    out = []
+    outputs = Outputs()
+    driver = Driver(CFG, outputs)
     for e in events:
-        step = engine.on_event(state, e, e.ts, CFG)
-        out.extend(c.to_stage for c in step.stage_changes)
-    return out
+        driver.send(e)
+    return [c.to_stage for c in outputs.stage_changes]
 
 
 def test_funnel_moves_forward_with_intent() -> None:

@@ -1,7 +1,7 @@
 """The trigger catalog, one class per trigger: what fires, what does not, exits, lateness.
 
-Every scenario runs through ``core.engine`` with an explicit event-time clock
-(``Sim`` fires due timers before each event, as replay does). The parametrised
+Every scenario runs through ``core.engine`` on the event-time driver replay uses
+(``core.driver.Driver``: due timers fire before each event). The parametrised
 tests at the end replay each trigger's firing scenario with every event
 delivered twice, and with the state encoded and decoded (a restart) before
 every event and timer: the decisions must be the same.
@@ -9,15 +9,14 @@ every event and timer: the decisions must be the same.
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import replace
 from itertools import count
 from typing import Any
 
 import pytest
 
-from core import engine
 from core.config import Config, EngineConfig
+from core.driver import Driver, Outputs
 from core.durations import DAY, HOUR, MINUTE
 from core.model import CustomerState, Decision, Event, Item
 from core.triggers import SPECS
@@ -59,62 +58,55 @@ def only(*names: str, **overrides: dict[str, Any]) -> Config:
     return Config(triggers=triggers)
 
 
-class Sim:
-    """Drives the core like replay: timers due at or before an event fire first.
+class Restored(dict[str, CustomerState]):
+    """Customer states read back from their changelog form at every read, as after a restart."""
 
-    With ``restart=True`` every call starts from ``decode(encode(state))`` and the
-    timer heap is rebuilt from the states, as a worker does after recovery.
+    def get(self, cid: str, default: CustomerState | None = None) -> CustomerState | None:
+        state = super().get(cid)
+        if state is None:
+            return default
+        state = self[cid] = decode(encode(state))
+        return state
+
+    def __getitem__(self, cid: str) -> CustomerState:
+        state = self.get(cid)
+        if state is None:
+            raise KeyError(cid)
+        return state
+
+
+class Sim:
+    """The core through ``core.driver.Driver``: timers due by an event fire before it.
+
+    With ``restart=True`` every state is read back through ``decode(encode(state))``
+    and the timers are queued again from the states alone before every call, as a
+    worker does after recovery.
     """
 
     def __init__(self, cfg: Config, restart: bool = False) -> None:
         self.cfg = cfg
         self.restart = restart
-        self.states: dict[str, CustomerState] = {}
-        self.heap: list[tuple[int, str, str]] = []
-        self.decisions: list[Decision] = []
-        self.stage_changes: list[tuple[str, str]] = []
+        self.outputs = Outputs()
+        self.driver = Driver(cfg, self.outputs, Restored() if restart else None)
         self.duplicates = 0
-
-    def _state(self, cid: str) -> CustomerState:
-        state = self.states.get(cid)
-        if state is None:
-            state = self.states[cid] = CustomerState(cid)
-        elif self.restart:
-            state = self.states[cid] = decode(encode(state))
-        return state
-
-    def _take(self, step: Any) -> None:
-        for change in step.timers:
-            if change.due is not None:
-                heapq.heappush(self.heap, (change.due, change.customer_id, change.kind))
-        self.decisions.extend(step.decisions)
-        self.stage_changes.extend((c.from_stage, c.to_stage) for c in step.stage_changes)
 
     def until(self, t: int) -> None:
         if self.restart:
-            self.heap = [
-                (due, cid, kind) for cid, s in self.states.items() for kind, due in s.timers.items()
-            ]
-            heapq.heapify(self.heap)
-        while self.heap and self.heap[0][0] <= t:
-            due, cid, kind = heapq.heappop(self.heap)
-            state = self._state(cid)
-            if state.timers.get(kind) == due:
-                self._take(engine.on_timer(state, kind, due, due, self.cfg))
+            self.driver.restart()
+        self.driver.advance(t)
 
-    def send(self, *events: Event, now: int | None = None) -> Sim:
+    def send(self, *events: Event) -> Sim:
         for e in events:
-            self.until(e.ts)
-            step = engine.on_event(self._state(e.customer_id), e, now or e.ts, self.cfg)
-            self.duplicates += step.duplicate
-            self._take(step)
+            if self.restart:
+                self.driver.restart()
+            self.duplicates += self.driver.send(e).duplicate
         return self
 
     def fired(self, trigger: str | None = None) -> list[Decision]:
-        return [d for d in self.decisions if trigger is None or d.trigger == trigger]
+        return [d for d in self.outputs.decisions if trigger is None or d.trigger == trigger]
 
     def state(self, cid: str = "c1") -> CustomerState:
-        return self.states[cid]
+        return self.driver.states[cid]
 
 
 # --- abandoned_cart -------------------------------------------------------------------
