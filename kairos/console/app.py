@@ -36,11 +36,13 @@ from urllib.parse import urlsplit
 import redis
 from aiohttp import web
 
+from core.durations import DAY
 from kairos.console import preview
 from kairos.console.auth import User, authenticate
 from kairos.console.control import Control, Rejected
 from kairos.console.figures import RANGES, Tail, Tally, now_ms, start_of_day
 from state import overrides as live
+from stream.security import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +124,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(str(exc), exc.status, exc.key)
     except redis.RedisError as exc:
         where = request.app[CONTROL].redis_url
-        return _error(f"cannot reach Redis at {_redacted(where)}: {exc}; nothing changed", 503)
+        return _error(f"cannot reach Redis at {redact_url(where)}: {exc}; nothing changed", 503)
     except web.HTTPException as exc:
         if not request.path.startswith("/api/") or exc.status < 400:
             raise
@@ -181,7 +183,7 @@ async def _figures(request: web.Request) -> web.Response:
         {
             "now": now,
             "today": tally.summary(start_of_day(now)),
-            "week": tally.summary(now - 7 * 86_400_000),
+            "week": tally.summary(now - 7 * DAY),
             "series": tally.series(span, step, now),
             "range": chosen,
             "reading": {
@@ -307,9 +309,3 @@ def _changes(body: dict[str, Any]) -> dict[str, str]:
         name, key, value = (_text(item, f) for f in ("trigger", "key", "value"))
         out[live.override_key(name, key)] = value
     return out
-
-
-def _redacted(url: str) -> str:
-    from stream.security import redact_url
-
-    return redact_url(url)
