@@ -436,6 +436,11 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.1%}" if a and b else "n/a"
 
 
+def _burst(s: dict) -> str:
+    b = s.get("decision_latency_burst_ms") or {}
+    return " / ".join(str(b.get(k)) for k in ("p50", "p99", "p999"))
+
+
 def markdown(s: dict) -> str:
     d = s["details"]
     engine, ceiling = s["engine_eps"], s["ceiling_eps"]
@@ -524,8 +529,3 @@ def _fmt(v: float | None) -> str:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def _burst(s: dict) -> str:
-    b = s.get("decision_latency_burst_ms") or {}
-    return " / ".join(str(b.get(k)) for k in ("p50", "p99", "p999"))
