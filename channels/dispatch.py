@@ -56,7 +56,7 @@ from channels.contacts import Contact, ContactBook
 from channels.deliveries import DeliveryStatus, delivery_record, now_ms, outcome_record
 from channels.idempotency import DeliveryLedger
 from channels.messages import build_message
-from channels.policy import ContactPolicy
+from channels.policy import ContactPolicy, Verdict
 from channels.resilience import ChannelPool, DeliveryOutcome, until_redis_answers
 from channels.schedule import Schedule
 from channels.settings import DispatchSettings
@@ -265,7 +265,7 @@ class Dispatcher:
             return
         await self._send(action, cfg, contact, capped)
 
-    async def _admit(self, action: Action, cfg: Config) -> decision.Verdict:
+    async def _admit(self, action: Action, cfg: Config) -> Verdict:
         """Ask the caps and priority, reserving the action's place if it may go out."""
         return await self.policy.admit(
             cfg.policy,
