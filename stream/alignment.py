@@ -54,6 +54,7 @@ class _Lane:
     next_offset: int | None = None  # the next offset to hand on (None: not known yet)
     fetch_offset: int | None = None  # the next offset expected from a fetch
     floor: int | None = None  # where the last seek put it (a committed offset)
+    sought_at: float = 0.0  # when (the aligner's clock)
     reseeks: int = 0  # seeks back to the same expected offset in a row
 
 
@@ -99,6 +100,7 @@ class Aligner:
             return
         lane.records.clear()
         lane.next_offset = lane.fetch_offset = lane.floor = offset
+        lane.sought_at = self._clock()
         lane.reseeks = 0
 
     def forget(self, tps: Iterator[Hashable] | list[Hashable] | set[Hashable]) -> None:
@@ -114,6 +116,16 @@ class Aligner:
         """Where the last seek put ``tp`` (its committed offset): no record before it is due."""
         lane = self._lanes.get(tp)
         return lane.floor if lane is not None else None
+
+    def settled(self, tp: Hashable, after_s: float) -> bool:
+        """More than ``after_s`` since the last seek back: what was fetched since has arrived.
+
+        Until then a partition's high watermark cannot say it is caught up: on the dev
+        broker it is the last batch's base offset + 1, below records a fetch already
+        brought but the drain loop has not taken yet.
+        """
+        lane = self._lanes.get(tp)
+        return lane is None or self._clock() - lane.sought_at > after_s
 
     def fetched(self, tp: Hashable) -> int | None:
         """The offset after the last record fetched for ``tp`` (handed on or buffered)."""

@@ -52,6 +52,9 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
 
+SETTLE_S = 1.0  # after a seek, a partition counts as behind for this long (Aligner.settled)
+
+
 class _Consumer(faust_aiokafka.Consumer):
     _aligner: Aligner | None = None
     _records_at: float = 0.0  # when a fetch last brought records, epoch ms
@@ -133,7 +136,7 @@ class _Consumer(faust_aiokafka.Consumer):
                 # Not polled lately: the broker is out of reach, unless records keep coming
                 # and the fetcher only waits for us to take them (a busy worker).
                 fresh = now - max(polled or 0, self._records_at) <= stale_ms
-                current = polled is not None and fresh
+                current = polled is not None and fresh and aligner.settled(tp, SETTLE_S)
                 highwater = client.highwater(tp) if current else None
             except (AssertionError, KeyError):  # revoked meanwhile
                 highwater = None
