@@ -29,7 +29,7 @@ from stream import topics
 from stream.events import Rejection, decode_event, decode_profile
 from stream.output import BULK, FAST, Lane, Output, partition_for
 
-log = logging.getLogger("kairos.worker")
+log = logging.getLogger(__name__)
 TIMER_SLICE = 50  # timers fired between two chances for events to run (a few ms)
 
 

@@ -1,6 +1,7 @@
 """The Faust app, with the changes to Faust's Kafka driver that Kairos needs.
 
-Every use of Faust's private methods is in this module. What each replaces and why:
+Every use of Faust's private methods and members is in this module (the last section
+serves state/local_store.py and monitoring/lag.py). What each replaces and why:
 
 1. ``_ConsumerThread._create_worker_consumer``: Faust hard-codes
    ``fetch_max_wait_ms=1500``; on a broker that does not wake parked fetches that is
@@ -26,7 +27,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from typing import Any, cast
 
 import faust
@@ -312,8 +313,6 @@ def raw_topics(app: KairosApp, *names: str) -> Any:
 # --- Faust internals used by state/ and monitoring/ ---
 # Faust has no public API for these; each is read here only, and its upstream source is
 # pinned in tests/unit/test_faust_pins.py so an upgrade that changes it is noticed.
-
-from collections.abc import Iterator, Mapping, MutableMapping  # noqa: E402 - section appended
 
 
 # Replaces store._key_partition: Faust's key -> partition index, which our writes must fill.

@@ -193,6 +193,7 @@ async def stack(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Asy
             "KAIROS_DELIVERY_BASE_DELAY": "0.05",
             "KAIROS_DELIVERY_MAX_DELAY": "0.1",
             "KAIROS_DELIVERY_TIMEOUT": "2",
+            "KAIROS_DELIVERY_GIVE_UP_AFTER": "0",  # the failing channel ends dead at once
             "PYTHONUNBUFFERED": "1",
         }
         worker = start("worker", env)
