@@ -280,7 +280,8 @@ class Dispatcher:
     async def _send(self, action: Action, cfg: Config, contact: Contact, capped: bool) -> None:
         action_id = action.action_id
         channel = self.settings.channel_override or action.channel
-        msg = build_message(action, decision.template(cfg, action), contact, channel)
+        template = decision.template(cfg, action)
+        msg = build_message(action, template, contact, channel, cfg.policy.default_timezone)
         attempt = _Attempt()
 
         async def before_send() -> None:  # the channel slot is held: the provider is next

@@ -14,8 +14,13 @@ from channels.providers.base import Message
 from core.templates import render
 
 
-def render_message(action: Action, template: str, contact: Contact) -> tuple[str, str]:
-    """(subject, body) of ``action`` from its trigger's template."""
+def render_message(
+    action: Action, template: str, contact: Contact, default_timezone: str = "UTC"
+) -> tuple[str, str]:
+    """(subject, body) of ``action`` from its trigger's template.
+
+    Times read in the customer's time zone, else ``default_timezone`` (the policy's).
+    """
     values = {
         **contact.template_values(),
         **action.payload,
@@ -23,14 +28,16 @@ def render_message(action: Action, template: str, contact: Contact) -> tuple[str
         "trigger": action.trigger,
         "action_id": action.action_id,
     }
-    text = render(template, values).strip()
+    text = render(template, values, default_timezone=default_timezone).strip()
     subject, _, rest = text.partition("\n")
     return subject.strip(), (rest.strip() or subject.strip())
 
 
-def build_message(action: Action, template: str, contact: Contact, channel: str) -> Message:
+def build_message(
+    action: Action, template: str, contact: Contact, channel: str, default_timezone: str = "UTC"
+) -> Message:
     """The message for ``channel`` (the action's, or ``KAIROS_CHANNEL_OVERRIDE``'s)."""
-    subject, body = render_message(action, template, contact)
+    subject, body = render_message(action, template, contact, default_timezone)
     return Message(
         action_id=action.action_id,
         channel=channel,

@@ -255,6 +255,14 @@ def test_template_renders_payload_and_contact_fields_first_line_as_subject() -> 
     )
 
 
+def test_times_read_in_the_policys_default_zone_when_the_customer_has_none() -> None:
+    noon_utc = 1_796_083_200_000 + 12 * 3_600_000  # 2026-12-01 12:00 UTC
+    action = dataclasses.replace(PUSH, payload={"expires_at": noon_utc})
+    tokyo, _ = render_message(action, "until {expires_at:%H:%M}", Contact(), "Asia/Tokyo")
+    utc, _ = render_message(action, "until {expires_at:%H:%M}", Contact())
+    assert (tokyo, utc) == ("until 21:00", "until 12:00")
+
+
 def test_an_overridden_channel_still_addresses_the_actions_channel() -> None:
     msg = build_message(PUSH, "Hi {first_name}", ANA, "console")
     assert (msg.channel, msg.to, msg.created_at) == ("console", "tok-1", NOW)
