@@ -58,6 +58,7 @@ def build(settings: Any) -> Any:
     )
     from kairos.worker import load_campaign_config
     from monitoring import http, metrics
+    from monitoring.dispatch_gauges import update_dispatcher_gauges
     from state.config_watcher import ConfigWatcher
     from stream.app import create_app
     from stream.output import Output
@@ -115,7 +116,11 @@ def build(settings: Any) -> Any:
 
         @app.task
         async def serve_metrics() -> None:
-            await http.serve(dsettings.metrics_port, ready)
+            await http.serve(dsettings.metrics_port, ready, host=settings.metrics_host)
+
+    @app.timer(2.0, name="report_dispatcher_gauges")
+    async def report_dispatcher_gauges() -> None:  # lag on actions, the Redis queue
+        await update_dispatcher_gauges(app, redis)
 
     return app
 

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import os
+import sys
 from typing import Any
 
 import faust
@@ -110,8 +111,10 @@ def build(settings: Settings, cfg: Config) -> tuple[faust.App, Runtime]:
 
         @app.task
         async def serve_metrics() -> None:
-            await http.serve(settings.metrics_port, ready)
-            log.warning("metrics on http://127.0.0.1:%d/metrics", settings.metrics_port)
+            await http.serve(settings.metrics_port, ready, host=settings.metrics_host)
+            log.warning(
+                "metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port
+            )
 
     return app, runtime
 
@@ -130,4 +133,6 @@ def run(settings: Settings | None = None, cfg: Config | None = None) -> Any:
 def execute(app: faust.App, settings: Settings) -> Any:
     """Run a Faust worker for ``app`` until a signal; prints stay prints (the console channel)."""
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    if not sys.stdout.isatty():
+        worker.spinner = None  # its cursor escape codes would land in log files
     return worker.execute_from_commandline()

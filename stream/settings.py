@@ -20,6 +20,7 @@ value that cannot work stops the command with a message naming the variable).
 | ``KAIROS_DATA_DIR`` | ``var/data`` | where a RocksDB store keeps its files (one folder per app id) |
 | ``KAIROS_PARTITIONS`` | ``8`` | partitions of every topic (input topics must match) |
 | ``KAIROS_METRICS_PORT`` | ``9100`` | ``/metrics``, ``/health``, ``/ready`` (0 = off) |
+| ``KAIROS_METRICS_HOST`` | ``0.0.0.0`` | address they listen on (``kairos dev``: ``127.0.0.1``) |
 | ``KAIROS_CONFIG`` | ``config/triggers.yaml`` | campaign config file |
 | ``KAIROS_FETCH_MAX_WAIT_MS`` | ``100`` | broker long-poll wait (Faust hard-codes 1500: the latency floor) |
 | ``KAIROS_SESSION_TIMEOUT`` | ``6`` | consumer group session timeout, s (production: 30) |
@@ -53,6 +54,7 @@ class Settings:
     data_dir: str = field(default_factory=lambda: _env("KAIROS_DATA_DIR", "var/data"))
     partitions: int = field(default_factory=lambda: int(_env("KAIROS_PARTITIONS", "8")))
     metrics_port: int = field(default_factory=lambda: int(_env("KAIROS_METRICS_PORT", "9100")))
+    metrics_host: str = field(default_factory=lambda: _env("KAIROS_METRICS_HOST", "0.0.0.0"))
     config_path: str = field(default_factory=lambda: _env("KAIROS_CONFIG", "config/triggers.yaml"))
     fetch_max_wait_ms: int = field(
         default_factory=lambda: int(_env("KAIROS_FETCH_MAX_WAIT_MS", "100"))
