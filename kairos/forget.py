@@ -87,12 +87,12 @@ def run(args: argparse.Namespace) -> int:
 
     customer_id = args.customer_id
     if not customer_id or len(customer_id) > MAX_ID_CHARS:
-        print(f"error: a customer_id has 1 to {MAX_ID_CHARS} characters", file=sys.stderr)
+        print(f"kairos forget: a customer_id has 1 to {MAX_ID_CHARS} characters", file=sys.stderr)
         return 2
     if not args.yes:
         confirmed = _confirmed(customer_id)
         if confirmed is None:
-            print("error: no terminal to confirm on; add --yes", file=sys.stderr)
+            print("kairos forget: no terminal to confirm on; add --yes", file=sys.stderr)
             return 2
         if not confirmed:
             print("nothing changed")
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         partition, offset = asyncio.run(publish_tombstone(bootstrap, customer_id))
     except (KafkaError, OSError) as exc:
         print(
-            f"error: could not publish the tombstone to Kafka at {bootstrap} ({exc}); "
+            f"kairos forget: could not publish the tombstone to Kafka at {bootstrap} ({exc}); "
             "nothing changed",
             file=sys.stderr,
         )
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         forgotten = asyncio.run(forget_in_redis(redis_url, customer_id))
     except (redis.RedisError, OSError) as exc:
         print(
-            f"error: Redis at {redact_url(redis_url)} is unavailable ({exc}); the dispatchers "
+            f"kairos forget: Redis at {redact_url(redis_url)} is unavailable ({exc}); the dispatchers "
             "will clean it up when they read the tombstone",
             file=sys.stderr,
         )

@@ -258,12 +258,14 @@ async def produce_to(s: Stack, partition: int, record: tuple[bytes, bytes]) -> N
 def test_forget_without_a_terminal_asks_for_yes() -> None:
     done = kairos("forget", "someone", env={"BROKER_URL": "kafka://127.0.0.1:9"})
     assert done.returncode == 2
-    assert done.stderr.strip() == "error: no terminal to confirm on; add --yes"
+    assert done.stderr.strip() == "kairos forget: no terminal to confirm on; add --yes"
 
 
 def test_forget_with_no_broker_says_so_and_changes_nothing() -> None:
     broker = f"127.0.0.1:{free_port()}"
     done = kairos("forget", "someone", "--yes", "--bootstrap", broker, env={}, timeout=60)
     assert done.returncode == 1
-    assert done.stderr.startswith(f"error: could not publish the tombstone to Kafka at {broker}")
+    assert done.stderr.startswith(
+        f"kairos forget: could not publish the tombstone to Kafka at {broker}"
+    )
     assert "nothing changed" in done.stderr and "Traceback" not in done.stderr
