@@ -13,6 +13,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import orjson
@@ -182,46 +183,49 @@ class Runtime:
         A partition that is caught up fires on the wall clock. One that is behind
         (after a failover or restart) fires in line with its events instead
         (``_catch_up_timers``), so an order still in the backlog cancels its cart's
-        deadline as it did live; here it only fires what its own event time has passed.
+        deadline as it did live. A burst fires in slices: between two, the events
+        behind it run, and a partition may be revoked or fall behind (a rebalance).
         """
         now = now_ms()
         self._update_behind()
-        grace = self.cfg.engine.timer_grace
+        until = now - self.cfg.engine.timer_grace
         fired = 0
-        fallen_behind: list[tuple[int, int, str, str]] = []
-        popped = self.timers.pop_due(now - grace, skip=frozenset(self.behind))
-        for n, (partition, due, customer_id, kind) in enumerate(popped, 1):
-            if n % TIMER_SLICE == 0:
+        for partition in self.timers.partitions():
+            while partition not in self.behind:
+                timers = self.timers.of(partition)
+                if timers is None:
+                    break  # revoked meanwhile: its new owner fires it
+                fired += timers.fire(
+                    until,
+                    partial(self.store.get, partition=partition),
+                    self.cfg,
+                    partial(self._fired, partition, now),
+                    now=now,
+                    limit=TIMER_SLICE,
+                )
+                due = timers.next_due()
+                if due is None or due > until:
+                    break
                 await asyncio.sleep(0)  # a burst of deadlines must not stall the events behind it
-            if partition not in self.timers:
-                continue  # revoked meanwhile: its new owner fires it
-            if partition in self.behind:  # fell behind meanwhile (a rebalance): fires in line
-                fallen_behind.append((partition, due, customer_id, kind))
-                continue
-            fired += self._fire(partition, customer_id, kind, due, now)
-        for partition, due, customer_id, kind in fallen_behind:  # not while popping: no loop
-            if partition in self.timers:
-                self.timers.schedule(partition, customer_id, kind, due)
         metrics.TIMERS_PENDING.set(len(self.timers))
         return fired
 
     def _catch_up_timers(self, partition: int, until: int, now: int) -> None:
         """Fire ``partition``'s timers due by event time ``until`` (minus grace), in order."""
+        timers = self.timers.of(partition)
         limit = until - self.cfg.engine.timer_grace
-        for due, customer_id, kind in self.timers.pop_partition(partition, limit):
-            self._fire(partition, customer_id, kind, due, now)
+        due = timers.next_due() if timers is not None else None
+        if timers is not None and due is not None and due <= limit:
+            state_of = partial(self.store.get, partition=partition)
+            timers.fire(limit, state_of, self.cfg, partial(self._fired, partition, now), now=now)
 
-    def _fire(self, partition: int, customer_id: str, kind: str, due: int, now: int) -> int:
-        state = self.store.get(customer_id, partition)
-        if state.timers.get(kind) != due:
-            return 0  # cancelled or superseded
-        step = engine.on_timer(state, kind, due, now, self.cfg)
+    def _fired(self, partition: int, now: int, step: Step, kind: str, due: int) -> None:
+        """A timer fired (``Timers.fire`` has queued the timers it set): count it, hand it on."""
         self._child(metrics.TIMERS_FIRED, kind).inc()
         lateness = now - due - self.cfg.engine.timer_grace
         metrics.TIMER_LATENESS_SECONDS.observe(max(0, lateness) / 1000)
-        self.store.touch(partition, customer_id)
-        self._emit(step, partition, BULK)  # a burst of these must not delay fresh decisions
-        return 1
+        self.store.touch(partition, step.state.customer_id)
+        self._output(step, partition, BULK)  # a burst of these must not delay fresh decisions
 
     def _update_behind(self) -> None:
         """Which assigned partitions may have input on the broker that is not handled yet.
@@ -245,12 +249,12 @@ class Runtime:
 
     def rebuild(self, partitions: set[int]) -> None:
         """After recovery: re-index pending timers and stage counts from the restored state."""
-        per_partition: dict[int, list[tuple[str, str, int]]] = {p: [] for p in partitions}
+        per_partition: dict[int, list[tuple[int, str, str]]] = {p: [] for p in partitions}
         for partition in partitions:
             self.store.stages.pop(partition, None)
         for partition, state in self.store.recovered(partitions):
             per_partition[partition].extend(
-                (state.customer_id, kind, due) for kind, due in state.timers.items()
+                (due, state.customer_id, kind) for kind, due in state.timers.items()
             )
             self.store.stages.setdefault(partition, Counter())[state.stage] += 1
         for partition, entries in per_partition.items():
@@ -275,10 +279,13 @@ class Runtime:
 
     # --- output -----------------------------------------------------------
     def _emit(self, step: Step, partition: int, lane: Lane = FAST) -> None:
-        """Index new timers and buffer the step's records (sent by ``Output.drain``)."""
-        for change in step.timers:
-            if change.due is not None:
-                self.timers.schedule(partition, change.customer_id, change.kind, change.due)
+        """Queue the step's new timers and buffer its records (sent by ``Output.drain``)."""
+        if step.timers:
+            self.timers.schedule(partition, step.timers)
+        self._output(step, partition, lane)
+
+    def _output(self, step: Step, partition: int, lane: Lane) -> None:
+        """Buffer the step's stage changes, decisions and conversions."""
         add = self.output.add
         for sc in step.stage_changes:
             self.store.stage_moved(partition, sc.from_stage, sc.to_stage)
