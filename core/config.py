@@ -117,12 +117,3 @@ class Config:
     policy: PolicyConfig = PolicyConfig()
     # every registered trigger (core.triggers), in registry order
     triggers: dict[str, TriggerConfig] = field(default_factory=_default_triggers)
-
-
-def __getattr__(name: str) -> dict[str, type[TriggerConfig]]:
-    """``TRIGGER_TYPES`` stays importable from here; its home is ``core.triggers``."""
-    if name == "TRIGGER_TYPES":
-        from core.triggers import TRIGGER_TYPES
-
-        return TRIGGER_TYPES
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,8 +18,9 @@ from datetime import UTC, datetime
 
 import redis
 
-from core.config import TRIGGER_TYPES, Config
+from core.config import Config
 from core.config_file import ConfigError
+from core.triggers import TRIGGER_TYPES
 from kairos import arguments, inputs
 from kairos.errors import UserError
 from state import override_store as store

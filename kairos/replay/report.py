@@ -100,7 +100,12 @@ def invalid_lines(errors: list[str], invalid: int) -> list[str]:
     return [f"invalid lines ({invalid:,}{shown}):", *(f"  {e}" for e in errors)]
 
 
-_TIMER_NOTES = {"journey": "  (stage at_risk / churned: churn_alert, win_back)"}
+def _journey_note() -> str:
+    """The triggers that act when a customer goes at_risk or churned (their declarations)."""
+    from core.triggers import SPECS
+
+    names = [name for name, spec in SPECS.items() if spec.stages & {"at_risk", "churned"}]
+    return f"  (stage at_risk / churned: {', '.join(names)})"
 
 
 def _pending_lines(result: Result) -> list[str]:
@@ -113,7 +118,7 @@ def _pending_lines(result: Result) -> list[str]:
         return [f"clock ended at {iso(result.clock)}{ran}; no deadlines pending"]
     lines = [f"clock ended at {iso(result.clock)}{ran}; deadlines still pending:"]
     for kind, (count, due) in sorted(result.pending.items()):
-        note = _TIMER_NOTES.get(kind, "")
+        note = _journey_note() if kind == "journey" else ""
         lines.append(f"  {kind:<24} {count:>9,}  first due {iso(due)}{note}")
     first = min(due for _, due in result.pending.values())
     lines.append(

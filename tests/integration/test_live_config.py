@@ -27,7 +27,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import DefaultPartitioner
 from kafka_helpers import consume_all, produce
 
-from core.config import TRIGGER_TYPES, Config
+from core.config import Config
+from core.triggers import TRIGGER_TYPES
 from kairos.cli import main as kairos
 from kairos.launcher import Broker, resolve_broker_bin, start_broker
 from monitoring import metrics

@@ -24,10 +24,11 @@ import yaml
 from channels.actions import Action, action_from_record
 from channels.contacts import Contact
 from channels.messages import render_message
-from core.config import TRIGGER_TYPES, Config
+from core.config import Config
 from core.config_file import ConfigError, load_config, parse_config
 from core.model import Decision
 from core.templates import TEMPLATE_VARS, TIME_VARS, render, template_fields
+from core.triggers import TRIGGER_TYPES
 from kairos.replay import load, replay
 from kairos.simulate import generate
 

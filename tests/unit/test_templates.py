@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.config import TRIGGER_TYPES
 from core.templates import COMMON_VARS, TEMPLATE_VARS, render, template_fields, template_vars
+from core.triggers import TRIGGER_TYPES
 
 
 def test_every_trigger_has_its_variables_and_the_common_ones() -> None:
