@@ -158,6 +158,12 @@ CASES: dict[str, Case] = {
     ),
     # forget
     "forget bad broker": Case(["forget", "c1", "--yes", "--bootstrap", "notaurl"], "notaurl"),
+    # console
+    "console without users": Case(
+        ["console"],
+        "no console users",
+        {"KAIROS_CONSOLE_USERS": "", "KAIROS_CONSOLE_USERS_FILE": ""},
+    ),
 }
 for kind, (name, words) in BAD_CONFIGS.items():
     CASES[f"triggers validate {kind}"] = Case(["triggers", "validate", name], words)

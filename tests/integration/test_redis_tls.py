@@ -123,9 +123,10 @@ async def test_worker_uses_redis_over_tls(
         "REDIS_URL": tls_redis.url,
         "KAIROS_APP_ID": f"tls-{uuid.uuid4().hex[:6]}",
         "KAIROS_PARTITIONS": "4",
-        "KAIROS_CONFIG": str(tmp_path / "none.yaml"),
+        "KAIROS_CONFIG": str(tmp_path / "triggers.yaml"),
         **tls_env(pki),
     }
+    (tmp_path / "triggers.yaml").write_text("{}\n")  # the documented defaults
     worker = start("worker", env)
     try:
 
