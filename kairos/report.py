@@ -60,7 +60,7 @@ async def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[
         while loop.time() < deadline:
             batches = await consumer.getmany(*tps, timeout_ms=200)
             for messages in batches.values():
-                records.extend(_decoded(m.value) for m in messages)
+                records.extend(decoded(m.value) for m in messages)
             marks = [consumer.highwater(tp) for tp in tps]
             positions = [await consumer.position(tp) for tp in tps]
             if not batches and all(
@@ -72,7 +72,8 @@ async def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[
     return [r for r in records if r is not None]
 
 
-def _decoded(value: bytes | None) -> dict[str, Any] | None:
+def decoded(value: bytes | None) -> dict[str, Any] | None:
+    """A record's JSON object, or None for anything else (the report skips it)."""
     try:
         record = orjson.loads(value) if value else None
     except orjson.JSONDecodeError:

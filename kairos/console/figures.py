@@ -19,11 +19,9 @@ import time
 from collections import Counter, defaultdict
 from typing import Any
 
-import orjson
-
 from core.durations import DAY, HOUR, MINUTE
 from core.effect import Effect
-from kairos.report import rows, tally
+from kairos.report import decoded, rows, tally
 from stream import topics
 
 log = logging.getLogger(__name__)
@@ -231,7 +229,7 @@ class Tail:
                 batches = await consumer.getmany(timeout_ms=300, max_records=5000)
                 got: dict[str, list[dict[str, Any]]] = {t: [] for t in self.TOPICS}
                 for tp, messages in batches.items():
-                    got[tp.topic].extend(r for m in messages if (r := _decoded(m.value)))
+                    got[tp.topic].extend(r for m in messages if (r := decoded(m.value)))
                 if any(got.values()):
                     self.tally.add(
                         got[topics.ACTIONS], got[topics.CONVERSIONS], got[topics.DELIVERIES]
@@ -244,11 +242,3 @@ class Tail:
                         self.tally.prune()
         finally:
             await consumer.stop()
-
-
-def _decoded(value: bytes | None) -> dict[str, Any] | None:
-    try:
-        record = orjson.loads(value) if value else None
-    except orjson.JSONDecodeError:
-        return None
-    return record if isinstance(record, dict) else None
