@@ -192,7 +192,7 @@ def _change(args: argparse.Namespace, name: str, key: str, value: str) -> int:
         if value.lstrip().startswith(("{", "[")) and key == "template":
             hint = " (quote text that starts with a brace: '\"{...}\"')"
         raise UserError(f"{problems[0]}{hint}; nothing changed", 1)
-    _check_duration(dotted, value)
+    check_duration(dotted, value)
     client = _client(args)
     overrides = store.read_overrides(client)
     if overrides.get(dotted) == value:
@@ -275,7 +275,7 @@ def _check_name(name: str) -> None:
     raise UserError(f"no trigger or section named {name!r}; {hint}", 1)
 
 
-def _check_duration(dotted: str, value: str) -> None:
+def check_duration(dotted: str, value: str) -> None:
     """A duration setting beyond ten years is a typo (99999d), not a campaign."""
     default = live.flatten(Config()).get(dotted)
     if not (isinstance(default, str) and _DURATION.fullmatch(default)):

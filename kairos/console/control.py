@@ -26,7 +26,7 @@ from kairos.errors import UserError
 
 # The CLI's own checks, so the console refuses what `kairos triggers set` refuses, in the
 # same words. (Private in kairos/triggers_cli.py; see the console's README section.)
-from kairos.triggers_cli import _check_duration as check_duration
+from kairos.triggers_cli import check_duration
 from state import override_store as store
 from state import overrides as live
 from stream.security import redact_url, redis_kwargs
