@@ -64,7 +64,7 @@ def build(settings: Any) -> Any:
     from stream.output import Output
     from stream.security import kafka_client_kwargs, redis_kwargs
 
-    metrics.start_error_series()
+    metrics.start_error_series(worker=False)
     dsettings = DispatchSettings.from_env()
     app_settings = dataclasses.replace(settings, app_id=f"{settings.app_id}-dispatcher")
     app = create_app(app_settings)

@@ -7,10 +7,11 @@ trigger, status, channel, outcome, stage, partition): never a customer id.
 
 from __future__ import annotations
 
+import contextlib
 import platform
 from importlib import metadata
 
-from prometheus_client import Counter, Gauge, Histogram, Info
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Info
 
 # Milliseconds to minutes: decisions should take ms, delayed deliveries minutes.
 LATENCY_BUCKETS = (
@@ -156,14 +157,31 @@ STATE_FLUSHES = Counter(
 )
 
 
-def start_error_series() -> None:
+# Series only a worker has: on the dispatcher they would sit at 0 and read as "fine".
+WORKER_ONLY = (
+    PROCESSING_SECONDS,
+    TIMERS_PENDING,
+    PARTITIONS_CATCHING_UP,
+    TIMER_LATENESS_SECONDS,
+    STATE_FLUSHES,
+    STATE_ERRORS,
+)
+
+
+def start_error_series(worker: bool = True) -> None:
     """Create the error counters' series at 0, so ``increase()`` sees their first error.
 
     A labelled counter has no series until first used; an alert on
-    ``increase(x[15m]) > 0`` would then miss the very first failure.
+    ``increase(x[15m]) > 0`` would then miss the very first failure. A dispatcher
+    (``worker=False``) serves none of the worker-only series.
     """
-    STATE_ERRORS.labels("flush")
-    STATE_ERRORS.labels("outputs")
+    if worker:
+        STATE_ERRORS.labels("flush")
+        STATE_ERRORS.labels("outputs")
+    else:
+        for collector in WORKER_ONLY:
+            with contextlib.suppress(KeyError):  # already gone (called twice)
+                REGISTRY.unregister(collector)
     CONFIG_RELOADS.labels("failure")
     for operation in ("config_read", "config_subscribe", "schedule", "contacts"):
         REDIS_ERRORS.labels(operation)

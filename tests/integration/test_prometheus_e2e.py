@@ -336,6 +336,10 @@ def test_prometheus_has_the_expected_series_and_values(stack: Stack, traffic: Tr
         assert prom.value(f'kairos_dispatch_queue{{job="kairos-dispatcher",state="{state}"}}') >= 0
     lag = 'sum(kairos_consumer_lag_messages{job="kairos-dispatcher",topic="actions"})'
     assert prom.value(lag) >= 0
+    # ...and none of the worker's: at 0 they would read as "fine" on a dashboard.
+    for name in ("kairos_timers_pending", "kairos_state_flushed_total"):
+        assert prom.vector(f'{name}{{job="kairos-dispatcher"}}') == [], name
+        assert prom.vector(f'{name}{{job="kairos-worker"}}') != [], name
 
     # Histograms: every declared bucket, cumulative, +Inf equal to _count.
     worker, dispatcher = 'job="kairos-worker"', 'job="kairos-dispatcher"'
