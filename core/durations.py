@@ -14,11 +14,22 @@ HOUR = 60 * MINUTE
 DAY = 24 * HOUR
 
 
+MAX_DURATION = 3650 * DAY  # ten years: beyond this a duration is a typo (99999d), not a plan
+
+
 def parse_duration(text: str | int | float) -> int:
     """Return milliseconds for ``30m``, ``1h30m``, ``7d``; a bare number means seconds.
 
-    Raises ValueError with the expected form when the text is not a duration or negative.
+    Raises ValueError with the expected form when the text is not a duration, is
+    negative, or is longer than ten years.
     """
+    ms = _parse(text)
+    if ms > MAX_DURATION:
+        raise ValueError(f"{text!r} is too long: at most 3650d (ten years)")
+    return ms
+
+
+def _parse(text: str | int | float) -> int:
     if isinstance(text, bool):
         raise ValueError(f"expected a duration like 30m, 2h or 7d, got {text!r}")
     if isinstance(text, int | float):

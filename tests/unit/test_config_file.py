@@ -363,3 +363,19 @@ def test_config_error_is_a_value_error_naming_the_file(tmp_path: Path) -> None:
     path.write_text("triggers:\n  welcome: {priority: high}\n")
     with pytest.raises(ValueError, match=r"campaigns\.yaml:2: triggers\.welcome\.priority: "):
         load_config(path)
+
+
+def test_a_duration_beyond_ten_years_is_a_typo_not_a_plan() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config("triggers:\n  abandoned_cart:\n    delay: 99999d\n", "t.yaml")
+    assert str(err.value) == (
+        "t.yaml:3: triggers.abandoned_cart.delay: '99999d' is too long: at most 3650d (ten years)"
+    )
+    assert parse_config("triggers:\n  post_purchase:\n    delay: 3650d\n", "t.yaml")
+
+
+def test_yaml_nested_too_deeply_is_refused_with_a_line_not_a_crash() -> None:
+    # The live watcher reads the file itself: a RecursionError there would end its task.
+    with pytest.raises(ConfigError) as err:
+        parse_config("a: " + "[" * 5000 + "]" * 5000, "deep.yaml")
+    assert str(err.value) == "deep.yaml:1: (syntax): invalid YAML: nested too deeply"
