@@ -7,11 +7,10 @@ worker, so they share the event loop (and need no locks around customer state).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
+from agents.periodic import every
 from agents.runtime import Runtime
 from stream import topics
 from stream.app import KairosApp, input_positions, raw_topics
@@ -79,17 +78,3 @@ def install(app: KairosApp, runtime: Runtime, table: Any) -> None:
             await runtime.flush()
         except Exception as exc:  # nothing lost: the next owner redoes it from the offsets
             log.warning("checkpoint at %s failed: %s", when, exc)
-
-
-async def every(interval: float, work: Callable[[], Awaitable[Any]], what: str) -> None:
-    """Run ``work`` forever, ``interval`` apart (a Faust timer warns when work outlasts it).
-
-    A failure (the broker unreachable) is logged and tried again at the next round:
-    what was not persisted stays buffered or dirty (agents/checkpoint.py).
-    """
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await work()
-        except Exception as exc:
-            log.warning("%s failed, retrying: %s", what, exc)

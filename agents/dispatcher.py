@@ -26,6 +26,7 @@ from typing import Any
 
 import redis
 
+from agents.periodic import every
 from channels.actions import BadAction, parse_action
 from channels.contacts import ContactBook
 from channels.dispatch import Dispatcher
@@ -77,13 +78,16 @@ def install(
             msg = event.message
             await on_record(dispatcher, contacts, msg.topic, msg.key, msg.value)
 
-    @app.timer(dispatcher.settings.tick_s, name="deliver_due")
-    async def deliver_due() -> None:
+    async def tick() -> None:
         try:
             await dispatcher.tick()
         except (redis.RedisError, OSError) as exc:  # the next tick tries again
             metrics.REDIS_ERRORS.labels("schedule").inc()
             log.warning("redis schedule unavailable: %s", exc)
+
+    @app.task
+    async def deliver_due() -> None:  # a loop, not a Faust timer: no overlap warnings
+        await every(dispatcher.settings.tick_s, tick, "delivering due actions")
 
     @app.task
     async def keep_leases() -> None:  # runs until Faust cancels its tasks, after the drain
