@@ -202,7 +202,9 @@ class _Consumer(faust_aiokafka.Consumer):
                     "%s: fetched offset %d, expected %d: seeking back", tp, jump.got, jump.expected
                 )
                 await self.seek(tp, jump.expected)
-        handler = _kairos(self.app).kairos_handler
+        app = _kairos(self.app)
+        generation = app.consumer_generation_id
+        handler = app.kairos_handler
         callback = self.callback
         read_offset = self._read_offset
         commit_every = self._commit_every
@@ -210,17 +212,15 @@ class _Consumer(faust_aiokafka.Consumer):
         ack = self.ack
         since_yield = 0
         for message in aligner.ready(self.highwater):
-            if suspended():
-                return  # a rebalance began: what is left is fetched again after it
             since_yield += 1
             if since_yield > 100:  # as Faust: let other tasks run within a long batch
                 await asyncio.sleep(0)
                 since_yield = 0
-                if suspended():
-                    return
             if commit_every is not None and self._n_acked >= commit_every:
                 self._n_acked = 0
                 await self.commit()
+            if suspended() or app.consumer_generation_id != generation:
+                return  # a rebalance began (or ended) in an await above: fetched again later
             if handler is None:
                 await callback(message)  # Faust's way: conductor, channel queue, agent
             else:
