@@ -25,7 +25,7 @@ def parse_duration(text: str | int | float) -> int:
     """
     ms = _parse(text)
     if ms > MAX_DURATION:
-        raise ValueError(f"{text!r} is too long: at most 3650d (ten years)")
+        raise ValueError(f"{text} is too long: at most 3650d (ten years)")
     return ms
 
 

@@ -65,6 +65,19 @@ def read_text(path: str | Path) -> str | None:
         return None
 
 
+def watched_config(text: str | None, source: str) -> Config:
+    """``file_config``, with YAML nested too deeply refused like any other bad edit.
+
+    (The CLI reports that as an unreadable file, kairos/inputs.py; here it must count as
+    a failed reload and keep the running config, not end in a logged traceback.)
+    """
+    try:
+        return file_config(text, source)
+    except RecursionError:
+        problem = Problem(source, 1, "(syntax)", "invalid YAML: nested too deeply")
+        raise ConfigError([problem]) from None
+
+
 class ConfigWatcher:
     """Keeps a worker's config equal to file + overrides; calls ``apply`` with each new one."""
 
@@ -97,7 +110,7 @@ class ConfigWatcher:
         self._file_seen = text is not None
         self._file_digest = self._valid_digest = text_digest(text)
         try:
-            self._file_cfg = file_config(text, self.path)
+            self._file_cfg = watched_config(text, self.path)
         except ConfigError as exc:
             self._failed(f"{self.path} (keeping the config read at start)", exc.problems)
             self._file_cfg = fallback
@@ -167,7 +180,7 @@ class ConfigWatcher:
             self._failed(self.path, [problem])
             return False
         try:
-            new = file_config(text, self.path)
+            new = watched_config(text, self.path)
         except ConfigError as exc:
             self._failed(self.path, exc.problems)
             return False

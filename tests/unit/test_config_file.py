@@ -12,6 +12,7 @@ import yaml
 from core.config import Config, QuietHours
 from core.config_file import ConfigError, config_to_dict, load_config, parse_config
 from core.durations import HOUR, MINUTE
+from state.config_watcher import watched_config
 
 SOURCE = "config/triggers.yaml"
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "triggers.yaml"
@@ -369,13 +370,13 @@ def test_a_duration_beyond_ten_years_is_a_typo_not_a_plan() -> None:
     with pytest.raises(ConfigError) as err:
         parse_config("triggers:\n  abandoned_cart:\n    delay: 99999d\n", "t.yaml")
     assert str(err.value) == (
-        "t.yaml:3: triggers.abandoned_cart.delay: '99999d' is too long: at most 3650d (ten years)"
+        "t.yaml:3: triggers.abandoned_cart.delay: 99999d is too long: at most 3650d (ten years)"
     )
     assert parse_config("triggers:\n  post_purchase:\n    delay: 3650d\n", "t.yaml")
 
 
-def test_yaml_nested_too_deeply_is_refused_with_a_line_not_a_crash() -> None:
-    # The live watcher reads the file itself: a RecursionError there would end its task.
+def test_yaml_nested_too_deeply_is_a_failed_reload_for_a_running_process() -> None:
+    # The live watcher reads the file itself: a RecursionError there would be a traceback.
     with pytest.raises(ConfigError) as err:
-        parse_config("a: " + "[" * 5000 + "]" * 5000, "deep.yaml")
+        watched_config("a: " + "[" * 5000 + "]" * 5000, "deep.yaml")
     assert str(err.value) == "deep.yaml:1: (syntax): invalid YAML: nested too deeply"
