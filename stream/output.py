@@ -106,11 +106,6 @@ class Output:
                 for producer in self._producers:
                     await producer.stop()
 
-    @property
-    def buffered(self) -> int:
-        """Records added and not yet handed to the producer."""
-        return sum(len(records) for records in self._buffers.values())
-
     def add(
         self,
         topic: str,
