@@ -27,7 +27,9 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 from aiosmtpd.controller import Controller
 from kafka_helpers import produce
+from redis.asyncio import Redis
 
+from channels.idempotency import ledger_key
 from kairos.launcher import free_port
 
 pytestmark = pytest.mark.integration
@@ -248,6 +250,17 @@ async def publish_profile(bootstrap: str, customer_id: str, **profile: Any) -> N
     await produce(bootstrap, "profiles", [(customer_id.encode(), orjson.dumps(profile))])
 
 
+async def ledger_done(url: str, action_id: str, timeout: float = 10.0) -> None:
+    client = Redis.from_url(url)
+    try:
+        deadline = time.monotonic() + timeout
+        while await client.get(ledger_key(action_id)) != b"done":
+            assert time.monotonic() < deadline, f"{action_id} never reached done in the ledger"
+            await asyncio.sleep(0.05)
+    finally:
+        await client.aclose()
+
+
 def redis_db(url: str, db: int) -> str:
     return url.rsplit("/", 1)[0] + f"/{db}"
 
@@ -311,6 +324,9 @@ async def test_sigkill_after_delivery_before_commit_sends_no_duplicate(
     try:
         await publish(bootstrap, "actions", action)
         assert await deliveries.outcomes(action["action_id"], *FINAL, timeout=40) == ["delivered"]
+        # Killed once the ledger says done: a kill between the record's publish and ``done``
+        # re-publishes the (identical) record, by design (``channels/idempotency.py``).
+        await ledger_done(redis_db(redis_url, 1), action["action_id"])
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         proc = start_dispatcher(env, log)  # same group: reads the uncommitted action again
