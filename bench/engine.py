@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class EngineWorker:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.port = free_port()
+    def __init__(self, env: dict[str, str], port: int | None = None) -> None:
+        self.port = port or free_port()  # a restarted worker keeps its port (its identity)
         # the log file lives as long as the child process
         self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115
             prefix="bench-worker-", suffix=".log", delete=False

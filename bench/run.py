@@ -325,7 +325,8 @@ def main() -> int:
         results["rss_mb"] = round(worker.rss_mb(), 1)
 
         worker.stop(signal.SIGKILL)
-        restarted = EngineWorker(env)  # same group: recovers the state from the changelog
+        # The same worker again: recovers the state from the changelog
+        restarted = EngineWorker(env, port=worker.port)
         stack.callback(restarted.stop, signal.SIGKILL)
         results["recovery_s"] = round(wait_ready(restarted, 120), 2)
         log(f"recovery: {results['recovery_s']}s to /ready")
@@ -343,7 +344,7 @@ def main() -> int:
             drain_rate([first], records, timeout=600)
             time.sleep(2)  # past a checkpoint: the store holds what the changelog holds
             first.stop(signal.SIGKILL)
-            again = EngineWorker(env_r)
+            again = EngineWorker(env_r, port=first.port)
             stack.callback(again.stop, signal.SIGKILL)
             results["recovery_rocksdb_s"] = round(wait_ready(again, 120), 2)
             log(f"recovery (rocksdb://): {results['recovery_rocksdb_s']}s to /ready")

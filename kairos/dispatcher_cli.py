@@ -67,7 +67,7 @@ def build(settings: Any) -> Any:
     metrics.start_error_series(worker=False)
     dsettings = DispatchSettings.from_env()
     app_settings = dataclasses.replace(settings, app_id=f"{settings.app_id}-dispatcher")
-    app = create_app(app_settings)
+    app = create_app(app_settings, instance=f"dispatcher-{dsettings.metrics_port}")
     # Sized to the deliveries in flight, and blocking: a burst waits for a connection.
     redis = aioredis.Redis.from_pool(
         aioredis.BlockingConnectionPool.from_url(

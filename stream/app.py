@@ -19,6 +19,9 @@ serves state/local_store.py and monitoring/lag.py). What each replaces and why:
    across the co-partitioned topics, and never past an offset that was not handed
    on. Upstream records an offset jump as a "gap" that commits pass over; after a
    rebalance, stale fetches made such jumps and events were committed unapplied.
+4. ``AIOKafkaConsumerThread.on_start`` and ``ConsumerThread.on_partitions_assigned``:
+   the process keeps its group member id, and its successor removes that member before
+   joining, so a restart after kill -9 does not wait out a session (stream/membership.py).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
+from pathlib import Path
 from typing import Any, cast
 
 import faust
@@ -35,6 +39,7 @@ from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from stream.alignment import Aligner
+from stream.membership import MemberFile, leave_for_predecessor
 from stream.security import faust_broker_credentials
 from stream.settings import Settings
 
@@ -51,6 +56,19 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         # aiokafka passes this attribute to its Fetcher at start(); no Faust setting reaches it.
         consumer._fetch_max_wait_ms = _kairos(self.app).kairos_settings.fetch_max_wait_ms
         return consumer
+
+    async def on_start(self) -> None:
+        await super().on_start()  # the consumer is bootstrapped; it joins once subscribed
+        member = _kairos(self.app).kairos_member_file
+        if member is not None and not self.app.client_only:
+            client = self._ensure_consumer()._client  # aiokafka's, with our TLS/SASL
+            await leave_for_predecessor(client, self.app.conf.id, member)
+
+    async def on_partitions_assigned(self, assigned: Any, generation_id: int = 0) -> None:
+        member = _kairos(self.app).kairos_member_file
+        if member is not None:
+            member.remember(self._ensure_consumer()._coordinator.member_id)
+        await super().on_partitions_assigned(assigned, generation_id)
 
 
 SETTLE_S = 1.0  # after a seek, a partition counts as behind for this long (Aligner.settled)
@@ -256,6 +274,8 @@ class KairosApp(faust.App):
     # Handles one aligned input record, synchronously, in place of Faust's conductor,
     # channel queue and agent stream (None: records go through Faust's agent as usual).
     kairos_handler: Handler | None = None
+    # Where this process keeps its group member id (stream/membership.py).
+    kairos_member_file: MemberFile | None = None
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
@@ -271,7 +291,9 @@ def input_positions(app: KairosApp, partition: int) -> list[tuple[str, int | Non
     return cast(_Consumer, app.consumer).input_positions(partition)
 
 
-def create_app(settings: Settings) -> KairosApp:
+def create_app(settings: Settings, instance: str | None = None) -> KairosApp:
+    """The Faust app; ``instance`` names this process among those sharing the data
+    directory (by default ``worker-<metrics port>``), for stream/membership.py."""
     # aiokafka logs at DEBUG level regardless of the worker's -l; silencing it is +15%.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     datadir = os.path.join(settings.data_dir, settings.app_id)
@@ -297,6 +319,8 @@ def create_app(settings: Settings) -> KairosApp:
         table_standby_replicas=settings.standby_replicas,
     )
     app.kairos_settings = settings
+    name = instance or f"worker-{settings.metrics_port}"
+    app.kairos_member_file = MemberFile(Path(datadir) / f"member-{name}.id")
     return app
 
 

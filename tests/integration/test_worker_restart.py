@@ -60,3 +60,39 @@ async def test_a_pending_cart_deadline_survives_a_worker_restart_and_fires_once(
         second.stop()
     assert len(actions) == 1, second.tail()
     assert actions[0]["action_id"] == action_id("abandoned_cart", c, (1, 1))
+
+
+async def test_a_worker_restarted_after_kill_9_removes_its_predecessor_from_the_group(
+    broker: Broker, bootstrap: str, redis_url: str, tmp_path: Path
+) -> None:
+    # The group does not wait out the killed member's session (stream/membership.py; on the
+    # broker itself: tests/integration/test_membership.py). The restarted worker serves
+    # every partition.
+    config = tmp_path / "triggers.yaml"
+    config.write_text(CONFIG.format(delay="10s"))
+    env = worker_env(broker.url, redis_url, config, f"rejoin-{uuid.uuid4().hex[:6]}")
+    env.update(KAIROS_DATA_DIR=str(tmp_path / "data"))
+    first = Worker(env)
+    env["KAIROS_METRICS_PORT"] = str(first.metrics_port)  # the same process, restarted
+    try:
+        c = f"rj-{uuid.uuid4().hex[:8]}"
+        await produce(bootstrap, "clickstream", [event(c, "add_to_cart", product_id="sku-j")])
+        assert await collect(bootstrap, "stage-changes", lambda r: r["customer_id"] == c, 1, 40)
+    finally:
+        first.stop(signal.SIGKILL)
+    second = Worker(env)
+    try:
+        customers = [f"rj-{uuid.uuid4().hex[:8]}" for _ in range(8)]  # on every partition
+        await produce(
+            bootstrap,
+            "clickstream",
+            [event(c, "add_to_cart", product_id="sku-j") for c in customers],
+        )
+        wanted = set(customers)
+        seen = await collect(
+            bootstrap, "stage-changes", lambda r: r["customer_id"] in wanted, len(wanted), 40
+        )
+        assert {r["customer_id"] for r in seen} == wanted, second.tail()
+        assert "removed the previous member" in second.tail(400), second.tail()
+    finally:
+        second.stop()

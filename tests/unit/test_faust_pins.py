@@ -34,6 +34,9 @@ PINNED = {
         "c2701bfc3e6f6cad"
     ),
     "faust.app.base:App._new_transport": "42db531312dd776f",
+    # The group member id kept for a successor (stream/membership.py)
+    "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread.on_start": "38b4e8bd1e10723a",
+    "faust.transport.consumer:ConsumerThread.on_partitions_assigned": "e59e8dda43724bd4",
     # Private members read through the end of stream/app.py: where each is made and kept.
     # Store._key_partition (memory_store_partitions)
     "faust.stores.memory:Store.__post_init__": "e59c82f3785458b2",
