@@ -41,6 +41,7 @@ def install(app: KairosApp, runtime: Runtime, table: Any) -> None:
     # partition batch at a time; Faust still subscribes, rebalances and commits.
     app.topics.add(source)
     app.kairos_handler = runtime.handle
+    app.kairos_accepting = runtime.accepts  # partitions whose state is restored
 
     @app.timer(settings.timer_tick, name="fire_timers")
     async def fire_timers() -> None:

@@ -53,6 +53,10 @@ class Runtime:
         self.checkpoint = Checkpoint(output, store)
         self.timers = TimerIndex()
         self.recovered = False
+        # Partitions whose state Faust has restored and whose timers are indexed: only
+        # their records may be handled (an event handled earlier would meet a customer
+        # not restored yet, and the timers it set would be lost by ``rebuild``).
+        self.ready: set[int] = set()
         # Catching up: partitions whose input has records not yet handled. Their timers
         # fire on event time, in line with their events (see ``_catch_up_timers``).
         self.behind: set[int] = set()
@@ -266,10 +270,16 @@ class Runtime:
             sum(len(entries) for entries in per_partition.values()),
         )
         self.behind |= partitions  # until the next look at their lag says otherwise
+        self.ready |= partitions
         self.recovered = True
         self.update_stage_gauge()
 
+    def accepts(self, partition: int) -> bool:
+        """Whether ``partition``'s records may be handled now (see ``ready``)."""
+        return partition in self.ready
+
     def revoked(self, partitions: set[int]) -> None:
+        self.ready -= partitions
         for partition in partitions:
             self.timers.drop(partition)
             self.store.drop(partition)

@@ -13,9 +13,11 @@ came before it, and the decisions differ from what live processing (and
 ``max.task.idle.ms``: it buffers each topic-partition's fetched records and, per
 task, always hands on the record with the lowest timestamp among the heads of its
 buffers. When one of the task's partitions has nothing buffered but is known to
-have more on the broker (its high watermark is past what was fetched), the task
-waits for it, at most ``max_idle_ms``; then it goes on without it (a partition
-that is slow to fetch must not stall the others for ever).
+have more on the broker (its high watermark, its end offset listed after a seek, or
+a fetch that jumped ahead say so), the task waits for it, at most ``max_idle_ms``;
+then it goes on without it (a partition that is slow to fetch must not stall the
+others for ever). As in Kafka Streams since KIP-695, a partition that only *may*
+get more records is not waited for.
 
 It also guarantees that no offset is skipped. Each topic-partition expects the
 next offset after the last one it buffered; a fetched record past that (a jump,
@@ -56,6 +58,7 @@ class _Lane:
     floor: int | None = None  # where the last seek put it (a committed offset)
     sought_at: float = 0.0  # when (the aligner's clock)
     reseeks: int = 0  # seeks back to the same expected offset in a row
+    known_end: int | None = None  # an offset the log is known to reach (since the last seek)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,7 @@ class Aligner:
         self._tasks: dict[int, list[Hashable]] = {}  # partition -> its lanes' tps
         self._blocked_since: dict[int, float] = {}
         self.holes: int = 0  # jumps accepted as real holes in a log
+        self.held_back = False  # the last ``ready`` kept records of a task not accepted
 
     # --- positions ------------------------------------------------------------
     def seek(self, tp: Hashable, offset: int | None) -> None:
@@ -102,6 +106,14 @@ class Aligner:
         lane.next_offset = lane.fetch_offset = lane.floor = offset
         lane.sought_at = self._clock()
         lane.reseeks = 0
+        lane.known_end = None
+
+    def ends_at(self, tp: Hashable, end: int) -> None:
+        """``tp``'s log reaches ``end`` (its end offset, listed after a seek): until a fetch
+        gets there, its records are known to exist and the task waits for them."""
+        lane = self._lanes.get(tp)
+        if lane is not None:
+            lane.known_end = max(end, lane.known_end or 0)
 
     def forget(self, tps: Iterator[Hashable] | list[Hashable] | set[Hashable]) -> None:
         """Partitions revoked: what was buffered for them is fetched again by their next owner."""
@@ -148,6 +160,7 @@ class Aligner:
             if expected is not None and offset > expected:
                 if lane.reseeks < MAX_RESEEKS and (i == 0 or records[i - 1].offset < expected):
                     lane.reseeks += 1
+                    lane.known_end = max(offset + 1, lane.known_end or 0)  # it is there
                     return Jump(tp, expected, offset)
                 self.holes += 1  # the same jump again and again: a real hole in the log
             lane.reseeks = 0
@@ -158,14 +171,24 @@ class Aligner:
         return None
 
     # --- out --------------------------------------------------------------------
-    def ready(self, highwater: Callable[[Any], int | None]) -> Iterator[Any]:
+    def ready(
+        self,
+        highwater: Callable[[Any], int | None],
+        accepting: Callable[[int], bool] | None = None,
+    ) -> Iterator[Any]:
         """Yield what can be handed on now: per task, lowest timestamp first.
 
-        The caller calls :meth:`delivered` once it has handed a record on; one it was
-        interrupted handing on stays at the head of its buffer, and comes again.
+        Tasks whose partition the caller is not ``accepting`` yet keep their records
+        (``held_back`` says so). The caller calls :meth:`delivered` once it has handed a
+        record on; one it was interrupted handing on stays at the head of its buffer, and
+        comes again.
         """
+        self.held_back = False
         for partition, task in list(self._tasks.items()):
             if not task:
+                continue
+            if accepting is not None and not accepting(partition):
+                self.held_back = self.held_back or any(self._lanes[tp].records for tp in task)
                 continue
             yield from self._ready_task(partition, task, highwater)
 
@@ -217,8 +240,11 @@ class Aligner:
 
     @staticmethod
     def _has_more(tp: Hashable, lane: _Lane, highwater: Callable[[Any], int | None]) -> bool:
+        if lane.fetch_offset is None:
+            return False
         hw = highwater(tp)
-        return hw is not None and lane.fetch_offset is not None and lane.fetch_offset < hw
+        end = max(-1 if hw is None else hw, -1 if lane.known_end is None else lane.known_end)
+        return lane.fetch_offset < end
 
     def waiting(self) -> bool:
         """Whether some task holds records back, waiting for a lagging partition."""

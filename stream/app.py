@@ -72,6 +72,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 SETTLE_S = 1.0  # after a seek, a partition counts as behind for this long (Aligner.settled)
+END_OFFSETS_TIMEOUT_S = 5.0
 
 
 class _Consumer(faust_aiokafka.Consumer):
@@ -123,9 +124,22 @@ class _Consumer(faust_aiokafka.Consumer):
 
     async def seek_to_committed(self) -> Any:
         committed = await super().seek_to_committed()
+        aligner = self.aligner
         for tp, offset in committed.items():
             position = offset if offset is not None and offset > 0 else None
-            self.aligner.seek(faust_consumer.ensure_TP(tp), position)
+            aligner.seek(faust_consumer.ensure_TP(tp), position)
+        # A new assignment catches up: the end offsets say which topics have records to
+        # wait for before a fetch has brought any (then the high watermarks take over).
+        aligned = [tp for tp in committed if tp.topic in aligner.aligned_topics]
+        if aligned:
+            try:
+                ends = await asyncio.wait_for(self.highwaters(*aligned), END_OFFSETS_TIMEOUT_S)
+            except Exception as exc:  # aligning on fetched high watermarks alone
+                log.info("end offsets not listed after the seek (%s)", exc)
+            else:
+                for tp, end in ends.items():
+                    if end is not None:
+                        aligner.ends_at(faust_consumer.ensure_TP(tp), end)
         return committed
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
@@ -180,8 +194,9 @@ class _Consumer(faust_aiokafka.Consumer):
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(faust_consumer.CONSUMER_FETCHING)
-                # Records held back for a lagging partition: look again soon.
-                timeout = max(0.01, aligner.max_idle_s / 4) if aligner.waiting() else 1.0
+                # Records held back (a lagging partition, a state not restored yet): look
+                # again soon.
+                timeout = 0.1 if aligner.waiting() or aligner.held_back else 1.0
                 batch = [item async for item in self.getmany(timeout=timeout)]
                 if batch:
                     self._records_at = time.time() * 1000
@@ -229,7 +244,7 @@ class _Consumer(faust_aiokafka.Consumer):
         suspended = self.suspend_flow.is_set
         ack = self.ack
         since_yield = 0
-        for message in aligner.ready(self.highwater):
+        for message in aligner.ready(self.highwater, app.kairos_accepting):
             since_yield += 1
             if since_yield > 100:  # as Faust: let other tasks run within a long batch
                 await asyncio.sleep(0)
@@ -274,6 +289,8 @@ class KairosApp(faust.App):
     # Handles one aligned input record, synchronously, in place of Faust's conductor,
     # channel queue and agent stream (None: records go through Faust's agent as usual).
     kairos_handler: Handler | None = None
+    # Whether a partition's records may be handled yet (its state restored); None: all.
+    kairos_accepting: Callable[[int], bool] | None = None
     # Where this process keeps its group member id (stream/membership.py).
     kairos_member_file: MemberFile | None = None
 

@@ -45,6 +45,15 @@ class OutputError(Exception):
     """Records the broker did not acknowledge: nothing that depends on them may be persisted."""
 
 
+class _NotHandedOver(Exception):
+    """The producer refused a send; the first ``handed_over`` records had been taken."""
+
+    def __init__(self, handed_over: int, error: Exception) -> None:
+        super().__init__(handed_over, error)
+        self.handed_over = handed_over
+        self.error = error
+
+
 @dataclass(slots=True)
 class _Shipped:
     future: asyncio.Future[Any]
@@ -151,20 +160,37 @@ class Output:
         return buffers
 
     async def _ship(self, buffers: dict[tuple[str, int | None, Lane], list[Record]]) -> int:
+        """Hand every buffer to its producer. If the producer refuses one (no metadata
+        while the broker is out of reach), what was not handed over goes back to the front
+        of its buffer, ahead of anything added meanwhile, and the error is raised."""
         sent = 0
-        for (topic, partition, lane), records in sorted(buffers.items(), key=_lane_of):
-            if partition is None:
-                await self._send_keyed(topic, records, lane)
-            else:
-                await self._send_batch(topic, partition, records, lane=lane)
+        items = sorted(buffers.items(), key=_lane_of)
+        for i, ((topic, partition, lane), records) in enumerate(items):
+            try:
+                if partition is None:
+                    await self._send_keyed(topic, records, lane)
+                else:
+                    await self._send_batch(topic, partition, records, lane=lane)
+            except _NotHandedOver as stop:
+                if self._requeue_failed:
+                    unsent = records[stop.handed_over :]
+                    for where, rest in reversed(
+                        [((topic, partition, lane), unsent), *items[i + 1 :]]
+                    ):
+                        buffer = self._buffers.setdefault(where, [])
+                        buffer[:0] = rest
+                raise OutputError(f"records to {topic!r} not sent: {stop.error!r}") from stop.error
             sent += len(records)
         return sent
 
     async def _send_keyed(self, topic: str, records: list[Record], lane: Lane) -> None:
         if not self._started:
             await self.start()
-        for key, value in records:
-            future = await self._producers[lane].send(topic, value, key=key)
+        for i, (key, value) in enumerate(records):
+            try:
+                future = await self._producers[lane].send(topic, value, key=key)
+            except Exception as exc:
+                raise _NotHandedOver(i, exc) from exc
             self._unacked.append(_Shipped(future, topic, None, [(key, value)], lane))
 
     async def send_batch(
@@ -199,19 +225,25 @@ class Output:
         last = records[-1:] if exact_end else []
         body = records[:-1] if exact_end else records
         future = None
-        batch, in_batch = producer.create_batch(), list[Record]()
-        for key, value in body:
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                await self._send_one(batch, topic, partition, in_batch, lane)
-                batch, in_batch = producer.create_batch(), []
-                batch.append(key=key, value=value, timestamp=None)
-            in_batch.append((key, value))
-        if in_batch:
-            future = await self._send_one(batch, topic, partition, in_batch, lane)
-        if last:
-            batch = producer.create_batch()
-            batch.append(key=last[0][0], value=last[0][1], timestamp=None)
-            future = await self._send_one(batch, topic, partition, last, lane)
+        handed_over = 0  # records[:handed_over] are with the producer
+        try:
+            batch, in_batch = producer.create_batch(), list[Record]()
+            for key, value in body:
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    await self._send_one(batch, topic, partition, in_batch, lane)
+                    handed_over += len(in_batch)
+                    batch, in_batch = producer.create_batch(), []
+                    batch.append(key=key, value=value, timestamp=None)
+                in_batch.append((key, value))
+            if in_batch:
+                future = await self._send_one(batch, topic, partition, in_batch, lane)
+                handed_over += len(in_batch)
+            if last:
+                batch = producer.create_batch()
+                batch.append(key=last[0][0], value=last[0][1], timestamp=None)
+                future = await self._send_one(batch, topic, partition, last, lane)
+        except Exception as exc:
+            raise _NotHandedOver(handed_over, exc) from exc
         return future
 
     async def _send_one(

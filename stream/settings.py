@@ -31,7 +31,7 @@ value that cannot work stops the command with a message naming the variable).
 | ``KAIROS_OUTPUT_INTERVAL`` | ``0.005`` | how often buffered output records are sent, s |
 | ``KAIROS_STATE_CACHE`` | ``200000`` | decoded customer states kept in memory per worker |
 | ``KAIROS_STANDBY_REPLICAS`` | ``0`` | warm copies of each partition's state on other workers (production: 1). Off by default: the Tansu dev broker under-reports a changelog's end offset after a worker dies mid-write, and Faust then refuses the standby copy (ConsistencyError) |
-| ``KAIROS_ALIGN_IDLE_MS`` | ``500`` | how long a partition's events wait for a lagging co-partitioned topic while catching up, ms |
+| ``KAIROS_ALIGN_IDLE_MS`` | ``5000`` | how long a partition's events wait for a co-partitioned topic known to have unread records (a slow fetch), ms |
 | ``KAIROS_LOG_LEVEL`` | ``warning`` | worker log level |
 """
 
@@ -77,7 +77,7 @@ class Settings:
     )
     state_cache: int = field(default_factory=lambda: int(_env("KAIROS_STATE_CACHE", "200000")))
     standby_replicas: int = field(default_factory=lambda: int(_env("KAIROS_STANDBY_REPLICAS", "0")))
-    align_idle_ms: int = field(default_factory=lambda: int(_env("KAIROS_ALIGN_IDLE_MS", "500")))
+    align_idle_ms: int = field(default_factory=lambda: int(_env("KAIROS_ALIGN_IDLE_MS", "5000")))
     log_level: str = field(default_factory=lambda: _env("KAIROS_LOG_LEVEL", "warning"))
 
     @property

@@ -183,3 +183,61 @@ def test_any_fetch_pattern_hands_every_record_on_once_in_offset_order_per_topic(
     out += drain(aligner)
     for tp, log in logs.items():
         assert [o for t, o in out if t == tp.topic] == list(range(len(log)))
+
+
+def test_an_end_offset_listed_after_the_seek_makes_the_task_wait_before_any_fetch() -> None:
+    # Restarted: no fetch has brought clickstream's high watermark yet, but its end offset
+    # says records are there; the order must not go before them.
+    now = [0.0]
+    aligner = Aligner(INPUTS, max_idle_ms=5000, clock=lambda: now[0])
+    aligner.seek(CLICKS, 10)
+    aligner.seek(ORDERS, 0)
+    aligner.ends_at(CLICKS, 12)
+    aligner.add(ORDERS, recs(ORDERS, 0, 5.0))
+    assert drain(aligner) == []  # no high watermark known: the end offset alone holds it
+    now[0] = 1.0
+    assert drain(aligner) == []
+    aligner.add(CLICKS, recs(CLICKS, 10, 1.0, 7.0))
+    assert drain(aligner) == [("clickstream", 10), ("orders", 0), ("clickstream", 11)]
+    aligner.add(ORDERS, recs(ORDERS, 1, 8.0))
+    assert drain(aligner) == [("orders", 1)]  # clickstream reached its end: no more waiting
+
+
+def test_a_jump_says_the_records_before_it_exist_and_the_task_waits_for_them() -> None:
+    now = [0.0]
+    aligner = Aligner(INPUTS, max_idle_ms=5000, clock=lambda: now[0])
+    aligner.seek(CLICKS, 5)
+    aligner.seek(ORDERS, 0)
+    assert aligner.add(CLICKS, recs(CLICKS, 9, 3.0)) == Jump(CLICKS, 5, 9)
+    aligner.add(ORDERS, recs(ORDERS, 0, 2.5))
+    now[0] = 2.0  # the fetch after the seek back is slow: the order still waits
+    assert drain(aligner) == []
+    aligner.add(CLICKS, recs(CLICKS, 5, 1.0, 2.0, 3.0, 4.0, 5.0))
+    assert drain(aligner)[:3] == [("clickstream", 5), ("clickstream", 6), ("orders", 0)]
+
+
+def test_a_new_seek_forgets_the_end_it_knew() -> None:
+    aligner = Aligner(INPUTS, max_idle_ms=60_000)
+    aligner.seek(CLICKS, 0)
+    aligner.ends_at(CLICKS, 50)
+    aligner.seek(CLICKS, 60)  # moved past it (another owner's commit)
+    aligner.add(ORDERS, recs(ORDERS, 0, 5.0))
+    assert drain(aligner) == [("orders", 0)]
+
+
+def test_a_partition_not_accepted_yet_keeps_its_records_until_it_is() -> None:
+    # After a rebalance, records fetched before the partition's state is restored wait.
+    aligner = Aligner(INPUTS, max_idle_ms=500)
+    other = TP("clickstream", 1)
+    aligner.add(CLICKS, recs(CLICKS, 0, 1.0, 2.0))
+    aligner.add(other, recs(other, 0, 1.5))
+    accepted = {1}
+    out = []
+    for record in aligner.ready(lambda tp: None, accepted.__contains__):
+        out.append((record.topic, record.tp.partition, record.offset))
+        aligner.delivered(record)
+    assert out == [("clickstream", 1, 0)]
+    assert aligner.held_back
+    accepted.add(0)
+    assert drain(aligner) == [("clickstream", 0), ("clickstream", 1)]
+    assert not aligner.held_back
