@@ -84,6 +84,9 @@ class Aligner:
         self._tasks: dict[int, list[Hashable]] = {}  # partition -> its lanes' tps
         self._blocked_since: dict[int, float] = {}
         self.holes: int = 0  # jumps accepted as real holes in a log
+        # Revoked and not sought since: a fetch for them predates the next seek to the
+        # committed offset (a stale position), so its records are not taken.
+        self._unsought: set[Hashable] = set()
         self.held_back = False  # the last ``ready`` kept records of a task not accepted
 
     # --- positions ------------------------------------------------------------
@@ -91,6 +94,7 @@ class Aligner:
         """The consumer was moved to ``offset`` (None: unknown, take what comes)."""
         if tp.topic not in self.aligned_topics:  # type: ignore[attr-defined]
             return
+        self._unsought.discard(tp)
         lane = self._lane(tp)
         if (
             offset is not None
@@ -118,6 +122,7 @@ class Aligner:
     def forget(self, tps: Iterator[Hashable] | list[Hashable] | set[Hashable]) -> None:
         """Partitions revoked: what was buffered for them is fetched again by their next owner."""
         for tp in tps:
+            self._unsought.add(tp)
             self._blocked_since.pop(tp.partition, None)  # type: ignore[attr-defined]
             if self._lanes.pop(tp, None) is not None:
                 task = self._tasks.get(tp.partition)  # type: ignore[attr-defined]
@@ -151,6 +156,8 @@ class Aligner:
     # --- in ---------------------------------------------------------------------
     def add(self, tp: Hashable, records: list[Any]) -> Jump | None:
         """Buffer a fetch's records of ``tp`` (in offset order); a jump stops at the gap."""
+        if tp in self._unsought:
+            return None  # fetched before the seek that follows an assignment: read again
         lane = self._lane(tp)
         for i, record in enumerate(records):
             offset = record.offset

@@ -65,6 +65,22 @@ class Worker:
             time.sleep(0.1)
         raise AssertionError(f"{name} stayed below {at_least} for {timeout}s\n{self.tail()}")
 
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until ``/ready`` answers 200: partitions assigned, state restored."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.metrics_port}/ready", timeout=2
+                ) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"/ready never answered 200 in {timeout}s\n{self.tail()}")
+
     def check_alive(self) -> None:
         if self.process.poll() is not None:
             raise AssertionError(f"worker exited with {self.process.returncode}\n{self.tail()}")

@@ -41,6 +41,7 @@ async def test_a_pending_cart_deadline_survives_a_worker_restart_and_fires_once(
     c = f"rs-{uuid.uuid4().hex[:8]}"
     first = Worker(env)
     try:
+        first.wait_ready()  # the deadline runs from the event: not from before the start
         await produce(
             bootstrap, "clickstream", [event(c, "add_to_cart", product_id="sku-r", price=3.0)]
         )

@@ -241,3 +241,17 @@ def test_a_partition_not_accepted_yet_keeps_its_records_until_it_is() -> None:
     accepted.add(0)
     assert drain(aligner) == [("clickstream", 0), ("clickstream", 1)]
     assert not aligner.held_back
+
+
+def test_after_a_revocation_nothing_is_taken_until_the_partition_is_sought_again() -> None:
+    # Reassigned: a fetch from the old position (ahead of the committed offset) arrives
+    # before the seek to the committed offset; taking it would hand on 422 before 309.
+    aligner = Aligner(INPUTS, max_idle_ms=500)
+    aligner.seek(CLICKS, 300)
+    aligner.add(CLICKS, recs(CLICKS, 300, *[float(i) for i in range(5)]))
+    aligner.forget([CLICKS])
+    assert aligner.add(CLICKS, recs(CLICKS, 422, 50.0)) is None
+    assert drain(aligner) == []
+    aligner.seek(CLICKS, 309)
+    aligner.add(CLICKS, recs(CLICKS, 309, 9.0))
+    assert drain(aligner) == [("clickstream", 309)]
