@@ -289,3 +289,9 @@ class CustomerState:
     touches: list[Touch] = field(default_factory=list)  # oldest first
     profile: Profile | None = None
     merged: list[str] = field(default_factory=list)  # anonymous ids merged (or asked for)
+    # Audiences, tags and scores (core.segments): sticky tags set by ``tags:`` rules; the
+    # lead score's behaviour part (core.scores: [score, at, qualified, qualifications]);
+    # the watched audiences the customer was in after their last step.
+    tags: list[str] = field(default_factory=list)
+    lead: list[Any] = field(default_factory=list)
+    segments: list[str] = field(default_factory=list)
