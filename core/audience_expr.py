@@ -80,6 +80,7 @@ class Env:
     audiences: Mapping[str, Predicate] = field(default_factory=dict)  # named, usable by name
     lead: Getter | None = None  # the lead score, where it can be used
     no_lead: str = "no lead scoring is configured (scores.lead.points)"  # why not, else
+    later: frozenset[str] = frozenset()  # audiences defined below the one being compiled
 
 
 # --- tokens ---------------------------------------------------------------------------
@@ -525,6 +526,10 @@ class _Parser:
             return Term(BOOL, audience, col, what=f"audience {dotted}")
         if dotted in _FUNCTIONS:
             raise ExprError(f"{dotted} needs a period, like {dotted}(30d)", col)
+        if dotted in self.env.later:
+            raise ExprError(
+                f"audience '{dotted}' is defined below this one: use only those above", col
+            )
         if dotted == "attributes":
             raise ExprError("name a profile attribute, like attributes.company_size", col)
         known = [*_NAMES, *_SCORE_NAMES, *self.env.audiences, *(f"{f}()" for f in _FUNCTIONS)]

@@ -8,16 +8,15 @@ by ``core.audience_expr``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from core.durations import DAY
 
 
-@dataclass(frozen=True, slots=True)
-class Where:
-    """Where a setting was written: for messages about what it holds (0: not from a file)."""
-
-    line: int = 0
+def _duration(default_ms: int) -> Any:
+    """As ``core.config.duration`` (which imports this module): written ``30d`` in a file."""
+    return field(default=default_ms, metadata={"duration": True})
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +25,7 @@ class AudienceDef:
 
     name: str
     expr: str
-    line: int = 0
+    line: int = field(default=0, compare=False)  # where it was written (messages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +35,7 @@ class TagRule:
     name: str
     set: str
     clear: str = ""
-    line: int = 0
+    line: int = field(default=0, compare=False)  # where it was written (messages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +58,7 @@ class ClvConfig:
 
     lifespan_years: float = 3.0  # how long a customer is expected to keep buying
     cost_per_order: float = 0.0  # cost per transaction (fulfilment, payment fees...)
-    min_tenure: int = 30 * DAY  # a newer customer's rate is taken over this long
+    min_tenure: int = _duration(30 * DAY)  # a newer customer's rate is taken over this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +68,7 @@ class PointRule:
     on: str
     points: float
     url: str = ""
-    line: int = 0
+    line: int = field(default=0, compare=False)  # where it was written (messages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +77,7 @@ class FitRule:
 
     when: str
     points: float
-    line: int = 0
+    line: int = field(default=0, compare=False)  # where it was written (messages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +86,7 @@ class LeadConfig:
 
     points: tuple[PointRule, ...] = ()  # none: no lead scoring
     fit: tuple[FitRule, ...] = ()
-    half_life: int = 14 * DAY
+    half_life: int = _duration(14 * DAY)
     mql: float = 50.0  # a score reaching this qualifies the lead (lead_qualified fires)
     requalify_below: float = 20.0  # a qualified lead falling below this may qualify again
 
