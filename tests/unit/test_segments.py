@@ -177,12 +177,19 @@ def test_entering_an_audience_fires_once_and_leaving_on_the_clock_fires_exit() -
     assert [d.action_id for d in again.decisions] == [d.action_id for d in out.decisions]
 
 
-def test_a_quiet_customer_outside_every_watched_audience_stops_being_rechecked() -> None:
+def test_only_customers_in_a_watched_audience_are_rechecked_on_the_clock() -> None:
     cfg = cfg_of(SEGMENTS)
     driver, _ = run(cfg, [view("c", T0, "v1")], until=T0 + 200 * DAY)
     assert segments.TIMER not in driver.states["c"].timers
-    # about one re-check a day while recently active (journey.churned_after, 90d), then none
-    assert 85 <= driver.timers_fired <= 95
+    assert driver.timers_fired == 0
+    driver, _ = run(cfg, [order("v", T0, "o1", 500.0)], until=T0 + 20 * DAY)
+    assert driver.states["v"].segments == ["vip"]  # active_vip left on day 14
+    assert segments.TIMER in driver.states["v"].timers  # still a vip: still watched
+    assert 19 <= driver.timers_fired - _journey_timers(driver) <= 21  # one a day
+
+
+def _journey_timers(driver: Driver) -> int:
+    return 0  # the journey's at_risk timer is due after 30 days: none by day 20
 
 
 def test_no_segment_work_without_watched_audiences() -> None:
