@@ -152,9 +152,16 @@ def owner(customer_id: str, qualification: int, owners: tuple[str, ...]) -> str:
     return owners[(start + qualification) % len(owners)]
 
 
-def lead_summary(state: CustomerState) -> dict[str, Any]:
-    """What ``--customers-out`` shows of the lead besides its score."""
+def lead_summary(
+    state: CustomerState, score: float | None, requalify_below: float
+) -> dict[str, Any]:
+    """What ``--customers-out`` shows of a scored lead besides its score: whether it is
+    qualified now (it was, and has not fallen below ``requalify_below`` since) and how
+    many times it qualified."""
     lead = state.lead
-    if not lead:
+    if score is None:
         return {}
-    return {"qualified": bool(lead[LEAD_QUALIFIED]), "qualifications": lead[LEAD_COUNT]}
+    if not lead:
+        return {"qualified": False, "qualifications": 0}
+    qualified = bool(lead[LEAD_QUALIFIED]) and score >= requalify_below
+    return {"qualified": qualified, "qualifications": lead[LEAD_COUNT]}

@@ -33,7 +33,7 @@ def population(
         return out
     compiled = segments.bound(cfg)
     audiences = list(compiled.audiences.items())
-    rfm_cfg, clv_cfg = cfg.scores.rfm, cfg.scores.clv
+    rfm_cfg, clv_cfg, lead_cfg = cfg.scores.rfm, cfg.scores.clv, cfg.scores.lead
     for name, _ in audiences:
         out.audiences[name] = 0  # every audience shown, empty ones too
     for state in states:
@@ -42,6 +42,7 @@ def population(
         rfm = scores.rfm(state, now, rfm_cfg)
         out.rfm[rfm[3] if rfm else "prospect"] += 1
         if out.customers is not None:
+            lead = compiled.lead_score(state, now)
             rfm_obj: dict[str, Any] = (
                 {"r": rfm[0], "f": rfm[1], "m": rfm[2], "segment": rfm[3]}
                 if rfm
@@ -56,8 +57,8 @@ def population(
                     "scores": {
                         "rfm": rfm_obj,
                         "clv": scores.clv(state, now, clv_cfg),
-                        "lead": compiled.lead_score(state, now),
-                        **scores.lead_summary(state),
+                        "lead": lead,
+                        **scores.lead_summary(state, lead, lead_cfg.requalify_below),
                     },
                 }
             )
