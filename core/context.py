@@ -32,6 +32,7 @@ class Ctx(Step):
         self.merges = []
         self.duplicate = False
         self.late = False
+        self.segment_changes = []
 
     def set_timer(self, kind: str, due: int) -> None:
         self.state.timers[kind] = due

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from core import scores
 from core.audience_expr import Env, ExprError, Getter, Predicate, compile_expr
 from core.config import Config, TriggerConfig
-from core.model import CustomerState, Event
+from core.model import CustomerState, Event, SegmentChange
 
 if TYPE_CHECKING:
     from core.context import Ctx
@@ -63,6 +63,7 @@ class Compiled:
     lead: Getter | None = None
     gates: dict[str, Predicate] = field(default_factory=dict)  # by audience text
     watched: list[tuple[str, Predicate]] = field(default_factory=list)
+    watched_names: frozenset[str] = frozenset()
     entered: frozenset[str] = frozenset()
     exited: frozenset[str] = frozenset()
     recheck: int = 0
@@ -117,8 +118,14 @@ class Compiled:
         lead = state.lead
         if lead and lead[scores.LEAD_QUALIFIED]:
             at = max(ev.ts, lead[scores.LEAD_AT])
-            if self.lead(state, at) < lead_cfg.requalify_below:
+            cooled = self.lead(state, at)
+            if cooled < lead_cfg.requalify_below:
                 lead[scores.LEAD_QUALIFIED] = 0  # gone cold: may qualify again
+                ctx.segment_changes.append(
+                    SegmentChange(
+                        state.customer_id, "lead", "mql", "cooled", ev.ts, ev.event_id, cooled
+                    )
+                )
         scores.add_points(state, points, ev.ts, lead_cfg.half_life)
         lead = state.lead
         at = lead[scores.LEAD_AT]
@@ -126,6 +133,9 @@ class Compiled:
         if lead[scores.LEAD_QUALIFIED] or score < lead_cfg.mql:
             return
         lead[scores.LEAD_QUALIFIED] = 1
+        ctx.segment_changes.append(
+            SegmentChange(state.customer_id, "lead", "mql", "qualified", ev.ts, ev.event_id, score)
+        )
         nth = lead[scores.LEAD_COUNT]
         lead[scores.LEAD_COUNT] = nth + 1
         tcfg = cfg.triggers.get(LEAD)
@@ -138,12 +148,23 @@ class Compiled:
         current = [name for name, holds in self.watched if holds(state, now)]
         before = state.segments
         if current != before:
+            event_id = None if "@" in cause else cause
+            changes = ctx.segment_changes
+            customer_id = state.customer_id
             for name in current:
-                if name not in before and name in self.entered:
-                    _segment(ctx, ENTERED, name, cause)
+                if name not in before:
+                    changes.append(
+                        SegmentChange(customer_id, "audience", name, "entered", now, event_id)
+                    )
+                    if name in self.entered:
+                        _segment(ctx, ENTERED, name, cause)
             for name in before:
-                if name not in current and name in self.exited:
-                    _segment(ctx, EXITED, name, cause)
+                if name not in current and name in self.watched_names:
+                    changes.append(
+                        SegmentChange(customer_id, "audience", name, "exited", now, event_id)
+                    )
+                    if name in self.exited:
+                        _segment(ctx, EXITED, name, cause)
             state.segments = current
         if current and self.recheck and TIMER not in state.timers:
             ctx.set_timer(TIMER, now + self.recheck)
@@ -285,6 +306,7 @@ def compile_config(cfg: Config) -> Compiled:
         else:
             out.exited = frozenset(names)
     out.watched = [(name, out.audiences[name]) for name in watched]
+    out.watched_names = frozenset(watched)
     lead_trigger = cfg.triggers.get(LEAD)
     for entry in getattr(lead_trigger, "territories", ()):
         region, _, owner = entry.partition(":")

@@ -93,6 +93,16 @@ async def test_becoming_a_vip_sends_segment_entered_once(worker: Worker, bootstr
     assert action["source_event_ids"] == [cause]
     assert action["action_id"] == action_id("segment_entered", vip, ("vip", cause))
 
+    def changes(r: dict[str, object]) -> bool:
+        return r["customer_id"] in (vip, small)
+
+    (change,) = await collect(bootstrap, "segment-changes", changes, 2, timeout=5)
+    assert (change["customer_id"], change["kind"], change["name"]) == (vip, "audience", "vip")
+    assert (change["change"], change["event_id"]) == ("entered", cause)
+    # the gauge follows at the next checkpoint (0.5 s)
+    assert worker.wait_metric("kairos_customers_in_audience", 1, timeout=10) >= 1
+    assert worker.metric("kairos_segment_changes_total") >= 1
+
 
 async def test_a_lead_crossing_the_mql_reaches_sales_with_owner_and_score(
     worker: Worker, bootstrap: str
@@ -125,6 +135,7 @@ async def test_a_lead_crossing_the_mql_reaches_sales_with_owner_and_score(
     assert by_customer[emea]["payload"]["territory"] == "emea"
     assert by_customer[other]["payload"]["owner"] == owner(other, 0, ("ann", "bob", "cid"))
     assert by_customer[other]["payload"]["territory"] == ""
+    assert worker.metric("kairos_mqls_total") >= 2
     for a in actions:
         assert a["channel"] == "slack" and a["status"] == "send"
         assert 49.9 <= a["payload"]["score"] <= 60.0

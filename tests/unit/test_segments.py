@@ -346,3 +346,39 @@ def test_score_and_segment_mistakes_name_file_line_and_key(text: str, message: s
     with pytest.raises(ConfigError) as caught:
         cfg_of(text)
     assert str(caught.value).splitlines()[0] == message
+
+
+# --- the segment-changes topic -----------------------------------------------------------
+
+
+def test_segment_changes_record_entries_exits_and_lead_qualifications() -> None:
+    import json
+    from pathlib import Path
+
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads(
+        (Path(__file__).resolve().parents[2] / "docs/schemas/segment-changes.json").read_text()
+    )
+    Draft202012Validator.check_schema(schema)
+    validator = Draft202012Validator(schema)
+    cfg = cfg_of(SEGMENTS + LEADS.split("triggers:")[0])  # audiences watched, and leads scored
+    events = [
+        order("c", T0, "o1", 60.0),
+        order("c", T0 + HOUR, "o2", 50.0),
+        view("l", T0, "d1", "/demo"),
+        view("l", T0 + MINUTE, "p1", "/pricing"),
+        view("l", T0 + 40 * DAY, "p2", "/pricing"),
+    ]
+    _, out = run(cfg, events, until=T0 + 20 * DAY)
+    got = [(g.customer_id, g.kind, g.name, g.change, g.event_id) for g in out.segment_changes]
+    assert got == [
+        ("l", "lead", "mql", "qualified", "p1"),
+        ("c", "audience", "vip", "entered", "o2"),
+        ("c", "audience", "active_vip", "entered", "o2"),
+        ("c", "audience", "active_vip", "exited", None),  # the re-check timer saw it
+        ("l", "lead", "mql", "cooled", "p2"),
+    ]
+    for change in out.segment_changes:
+        record = json.loads(json.dumps(change.to_record()))
+        assert not list(validator.iter_errors(record)), record
