@@ -382,3 +382,19 @@ def test_segment_changes_record_entries_exits_and_lead_qualifications() -> None:
     for change in out.segment_changes:
         record = json.loads(json.dumps(change.to_record()))
         assert not list(validator.iter_errors(record)), record
+
+
+def test_an_anonymous_visitors_lead_points_and_tags_follow_them_when_they_sign_up() -> None:
+    from core import identity
+
+    cfg = cfg_of(LEADS)
+    visitor = CustomerState("anon-1")
+    scores.add_points(visitor, 40, T0, 7 * DAY)  # a demo request before signing up
+    visitor.tags = ["webinar"]
+    state = CustomerState("c")
+    scores.add_points(state, 5, T0 + 7 * DAY, 7 * DAY)
+    identity.merge(state, visitor, T0 + 7 * DAY, cfg)
+    assert scores.lead_behaviour(state, T0 + 7 * DAY, 7 * DAY) == pytest.approx(5 + 20)
+    assert state.tags == ["webinar"]
+    identity.merge(state, visitor, T0 + 7 * DAY, cfg)  # merged once, however often delivered
+    assert scores.lead_behaviour(state, T0 + 7 * DAY, 7 * DAY) == pytest.approx(25)
