@@ -398,3 +398,22 @@ def test_an_anonymous_visitors_lead_points_and_tags_follow_them_when_they_sign_u
     assert state.tags == ["webinar"]
     identity.merge(state, visitor, T0 + 7 * DAY, cfg)  # merged once, however often delivered
     assert scores.lead_behaviour(state, T0 + 7 * DAY, 7 * DAY) == pytest.approx(25)
+
+
+def test_tags_lead_and_segments_survive_the_changelog_and_old_records_decode() -> None:
+    from state import codec
+
+    state = CustomerState("c", tags=["vip"], lead=[42.5, T0, 1, 2], segments=["vip"])
+    back = codec.decode(codec.encode(state))
+    assert (back.tags, back.lead, back.segments) == (["vip"], [42.5, T0, 1, 2], ["vip"])
+    old = orjson_loads(codec.encode(CustomerState("d")))[:-3]  # written before these fields
+    restored = codec.from_obj(old)
+    assert (restored.tags, restored.lead, restored.segments) == ([], [], [])
+
+
+def orjson_loads(raw: bytes) -> list[object]:
+    import orjson
+
+    value = orjson.loads(raw)
+    assert isinstance(value, list)
+    return value
