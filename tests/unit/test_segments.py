@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -417,3 +418,31 @@ def orjson_loads(raw: bytes) -> list[object]:
     value = orjson.loads(raw)
     assert isinstance(value, list)
     return value
+
+
+def test_kairos_triggers_validate_names_every_expression_mistake_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kairos.cli import main as kairos
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "audiences:\n"
+        '  vip: "revnue >= 500"\n'
+        "triggers:\n"
+        "  win_back:\n"
+        "    audience: \"stage == 'loyal' and vip\"\n"
+    )
+    assert kairos(["triggers", "validate", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"{path}:2: audiences.vip: unknown name 'revnue'; did you mean 'revenue'? "
+        "(column 1 of 'revnue >= 500')",
+        f"{path}:5: triggers.win_back.audience: stage is never 'loyal' (it is one of new, "
+        "awareness, interest, consideration, purchase, loyalty, at_risk, churned); did you "
+        "mean 'loyalty'? (column 10 of \"stage == 'loyal' and vip\")",
+        f"{path}: 2 problem(s)",
+    ]
+    assert "Traceback" not in captured.err + captured.out
+    shipped = Path(__file__).resolve().parents[2] / "config" / "audiences.yaml"
+    assert kairos(["triggers", "validate", str(shipped)]) == 0
