@@ -65,6 +65,7 @@ TOPIC_TYPES: dict[str, frozenset[str]] = {
             "subscribe",
             "review",
             "nps",
+            "deal_won",  # a CRM's closed deal: a lead's conversion (core.attribution.on_deal)
         }
     ),
 }

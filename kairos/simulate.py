@@ -5,8 +5,8 @@ carts, start checkouts, buy or abandon, open messages, answer NPS surveys,
 sometimes unsubscribe, and some go quiet for good. With ``b2b`` (a share of the
 customers, 0 by default so the default traffic stays what benchmarks measured), some
 are business visitors instead: pricing pages, whitepapers, demo requests, nurture
-email clicks, a company profile (size, industry, region) and now and then a large
-order (a deal won), the traffic lead scoring works on. Everything is drawn from a
+email clicks, a company profile (size, industry, region) and now and then a
+``deal_won`` from the CRM, the traffic lead scoring works on. Everything is drawn from a
 seeded ``random.Random``: the same seed gives the same traffic.
 """
 
@@ -138,21 +138,10 @@ class Traffic:
             yield cid, {"type": "page_view", "url": "/whitepaper/roi"}
         if rng.random() < 0.06:
             yield cid, {"type": "page_view", "url": "/demo/request"}
-        if shopper.sessions > 2 and rng.random() < 0.04:  # a deal won
-            order_id = f"deal-{cid[-7:]}-{shopper.sessions}"
-            shopper.orders.append(order_id)
+        if shopper.sessions > 2 and rng.random() < 0.04:  # the CRM reports a deal won
+            deal_id = f"deal-{cid[-7:]}-{shopper.sessions}"
             total = round(rng.uniform(2_000, 20_000), 2)
-            yield (
-                cid,
-                {
-                    "type": "order_placed",
-                    "order_id": order_id,
-                    "total": total,
-                    "currency": "EUR",
-                    "items": [{"product_id": "plan-business", "quantity": 1, "price": total}],
-                },
-            )
-            yield cid, {"type": "order_paid", "order_id": order_id}
+            yield cid, {"type": "deal_won", "deal_id": deal_id, "total": total, "currency": "EUR"}
 
     def _shopping(self, shopper: Shopper) -> Iterator[tuple[str, dict[str, Any]]]:
         rng, cid = self.rng, shopper.customer_id

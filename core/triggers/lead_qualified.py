@@ -6,15 +6,19 @@ qualification, to an owner: by ``territory_attribute`` (a profile attribute such
 ``region``) among the ``territories`` entries ``region:owner``, else from ``owners``;
 round robin per lead from a hash of its id (``core.scores.owner``: the same on every
 worker and in replay). A later order within ``attribution_window`` is the lead's
-conversion in ``kairos report``.
+conversion in ``kairos report``, and so is a ``deal_won`` engagement event (a CRM's closed
+deal, with its ``total``), which converts only this trigger's touch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core import attribution
 from core.config import TriggerConfig, duration
+from core.context import Ctx
 from core.durations import DAY
+from core.model import Event
 from core.trigger import TriggerDoc, TriggerSpec
 
 NAME = "lead_qualified"
@@ -31,9 +35,16 @@ class LeadQualifiedConfig(TriggerConfig):
     template: str = "Lead {customer_id} qualified (score {score}): {owner}"
 
 
+def on_deal_won(ctx: Ctx, ev: Event, cfg: LeadQualifiedConfig, late: bool) -> None:
+    """A CRM's ``deal_won`` converts the lead's qualification (an order does too)."""
+    attribution.on_deal(ctx, ev, NAME)
+
+
 SPEC = TriggerSpec(
     name=NAME,
     config=LeadQualifiedConfig,
+    events=frozenset({"deal_won"}),
+    on_event=on_deal_won,
     template_vars=frozenset({"score", "owner", "territory", "mql", "qualification"}),
     doc=TriggerDoc(
         fires_when="a lead's score (`scores.lead`: behaviour points with a half-life, plus "

@@ -446,3 +446,19 @@ def test_kairos_triggers_validate_names_every_expression_mistake_without_a_trace
     assert "Traceback" not in captured.err + captured.out
     shipped = Path(__file__).resolve().parents[2] / "config" / "audiences.yaml"
     assert kairos(["triggers", "validate", str(shipped)]) == 0
+
+
+def test_a_deal_won_converts_the_qualified_lead_and_nothing_else() -> None:
+    cfg = cfg_of(LEADS)
+    events = [
+        view("c", T0, "d1", "/demo"),
+        view("c", T0 + MINUTE, "p1", "/pricing"),  # qualifies (and a welcome fired before)
+        Event(
+            "w1", "deal_won", "c", T0 + 10 * DAY, "engagement", order_id="deal-1", total=12_000.0
+        ),
+        Event("w2", "deal_won", "c", T0 + 11 * DAY, "engagement", order_id="deal-2", total=5.0),
+    ]
+    _, out = run(cfg, events)
+    assert [(c.trigger, c.order_id, c.revenue) for c in out.conversions] == [
+        ("lead_qualified", "deal-1", 12_000.0)  # once; the welcome touch is left to orders
+    ]
