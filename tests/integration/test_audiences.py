@@ -23,6 +23,7 @@ policy:
 audiences:
   vip: "revenue >= 500"
   germans: "country == 'DE'"
+  active_vip: "vip and days_since_active < 0.0001"  # active within the last 8.64 s
 scores:
   lead:
     mql: 50
@@ -33,6 +34,7 @@ scores:
       - {when: "attributes.company_size >= 200", points: 10}
 triggers:
   segment_entered: {audiences: [vip], channel: email}
+  segment_exited: {audiences: [active_vip], recheck: 2s}
   nps_detractor: {audience: germans}
   lead_qualified:
     owners: [ann, bob, cid]
@@ -94,7 +96,7 @@ async def test_becoming_a_vip_sends_segment_entered_once(worker: Worker, bootstr
     assert action["action_id"] == action_id("segment_entered", vip, ("vip", cause))
 
     def changes(r: dict[str, object]) -> bool:
-        return r["customer_id"] in (vip, small)
+        return r["customer_id"] in (vip, small) and r["name"] == "vip"
 
     (change,) = await collect(bootstrap, "segment-changes", changes, 2, timeout=5)
     assert (change["customer_id"], change["kind"], change["name"]) == (vip, "audience", "vip")
@@ -158,3 +160,33 @@ async def test_a_triggers_audience_keeps_others_out(worker: Worker, bootstrap: s
 
     actions = await collect(bootstrap, "actions", detractors, 2, timeout=20)
     assert [a["customer_id"] for a in actions] == [german]
+
+
+async def test_leaving_an_audience_by_time_alone_fires_segment_exited_on_the_clock(
+    worker: Worker, bootstrap: str
+) -> None:
+    quiet = f"quiet-{uuid.uuid4().hex[:8]}"
+    await produce(bootstrap, "orders", [event(quiet, "order_placed", order_id="o", total=900.0)])
+    sent = time.monotonic()
+
+    def exits(r: dict[str, object]) -> bool:
+        return r["trigger"] == "segment_exited" and r["customer_id"] == quiet
+
+    # no further event: the re-check timer (every 2 s) sees active_vip end 8.64 s later
+    actions = await collect(bootstrap, "actions", exits, 1, timeout=40)
+    waited = time.monotonic() - sent
+    assert len(actions) == 1, worker.tail()
+    (action,) = actions
+    assert action["payload"]["audience"] == "active_vip"
+    assert action["source_event_ids"] == []  # the clock moved them, not an event
+    assert 8 <= waited <= 30, waited
+
+    def changes(r: dict[str, object]) -> bool:
+        return r["customer_id"] == quiet and r["name"] == "active_vip"
+
+    records = await collect(bootstrap, "segment-changes", changes, 2, timeout=5)
+    assert [(r["change"], r["event_id"]) for r in records] == [
+        ("entered", records[0]["event_id"]),
+        ("exited", None),
+    ]
+    assert records[0]["event_id"] is not None
