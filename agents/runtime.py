@@ -260,8 +260,9 @@ class Runtime:
                 (due, state.customer_id, kind) for kind, due in state.timers.items()
             )
             self.store.stages.setdefault(partition, Counter())[state.stage] += 1
-            if state.segments:
-                self.audiences.setdefault(partition, Counter()).update(state.segments)
+            if state.segments:  # "!name": seen outside (core.segments.Compiled.after)
+                inside = [name for name in state.segments if name[0] != "!"]
+                self.audiences.setdefault(partition, Counter()).update(inside)
         for partition, entries in per_partition.items():
             self.timers.rebuild(partition, entries)
         log.info(

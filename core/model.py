@@ -323,7 +323,8 @@ class CustomerState:
     merged: list[str] = field(default_factory=list)  # anonymous ids merged (or asked for)
     # Audiences, tags and scores (core.segments): sticky tags set by ``tags:`` rules; the
     # lead score's behaviour part (core.scores: [score, at, qualified, qualifications]);
-    # the watched audiences the customer was in after their last step.
+    # the watched audiences the customer was in after their last step (and "!name" for
+    # those they were outside: core.segments.Compiled.after).
     tags: list[str] = field(default_factory=list)
     lead: list[Any] = field(default_factory=list)
     segments: list[str] = field(default_factory=list)

@@ -144,29 +144,46 @@ class Compiled:
 
     # --- after each step -------------------------------------------------------------------
     def after(self, ctx: Ctx, cause: str) -> None:
+        """Compare the watched audiences with the membership kept in ``state.segments``.
+
+        ``segments`` holds each watched audience the customer was last seen in by name,
+        and each they were last seen outside as ``!name``. An audience with neither is
+        new to the customer (it was just added to a watch list, or the state predates
+        it): a customer seen before is then only recorded, so switching a segment
+        trigger on does not fire for everyone already inside ("turning a trigger on does
+        not fire on history"); a customer on their first event enters normally.
+        """
         state, now = ctx.state, ctx.now
-        current = [name for name, holds in self.watched if holds(state, now)]
-        before = state.segments
-        if current != before:
+        known = state.segments
+        marks = [name if holds(state, now) else "!" + name for name, holds in self.watched]
+        if marks == known:
+            inside = bool(marks) and any(m[0] != "!" for m in marks)
+        else:
             event_id = None if "@" in cause else cause
             changes = ctx.segment_changes
             customer_id = state.customer_id
-            for name in current:
-                if name not in before:
+            first_step = state.first_seen == state.max_ts  # their first event (or events at once)
+            inside = False
+            for mark in marks:
+                if mark[0] == "!":
+                    continue
+                inside = True
+                if mark in known:
+                    continue
+                changes.append(
+                    SegmentChange(customer_id, "audience", mark, "entered", now, event_id)
+                )
+                if mark in self.entered and ("!" + mark in known or first_step):
+                    _segment(ctx, ENTERED, mark, cause)
+            for mark in known:
+                if mark[0] != "!" and mark in self.watched_names and "!" + mark in marks:
                     changes.append(
-                        SegmentChange(customer_id, "audience", name, "entered", now, event_id)
+                        SegmentChange(customer_id, "audience", mark, "exited", now, event_id)
                     )
-                    if name in self.entered:
-                        _segment(ctx, ENTERED, name, cause)
-            for name in before:
-                if name not in current and name in self.watched_names:
-                    changes.append(
-                        SegmentChange(customer_id, "audience", name, "exited", now, event_id)
-                    )
-                    if name in self.exited:
-                        _segment(ctx, EXITED, name, cause)
-            state.segments = current
-        if current and self.recheck and TIMER not in state.timers:
+                    if mark in self.exited:
+                        _segment(ctx, EXITED, mark, cause)
+            state.segments = marks
+        if inside and self.recheck and TIMER not in state.timers:
             ctx.set_timer(TIMER, now + self.recheck)
 
     def lead_score(self, state: CustomerState, now: int) -> float | None:

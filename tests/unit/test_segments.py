@@ -172,10 +172,34 @@ def test_entering_an_audience_fires_once_and_leaving_on_the_clock_fires_exit() -
         ("segment_exited", "active_vip", exit_at),
     ]
     assert T0 + 2 * HOUR + 14 * DAY <= exit_at < T0 + 2 * HOUR + 15 * DAY
-    assert driver.states["c"].segments == ["vip"]
+    assert driver.states["c"].segments == ["vip", "!active_vip"]  # "!": seen outside
     # deterministic ids: the same traffic again gives the same decisions
     _, again = run(cfg, events, until=T0 + 20 * DAY)
     assert [d.action_id for d in again.decisions] == [d.action_id for d in out.decisions]
+
+
+def test_switching_watching_on_records_existing_members_without_firing() -> None:
+    before = cfg_of('audiences: {vip: "revenue >= 100"}')  # defined, not watched yet
+    out = Outputs()
+    driver = Driver(before, out)
+    driver.send(order("old", T0, "o1", 500.0))  # a vip before anyone watched
+    driver.send(view("later", T0, "l1"))  # not a vip yet
+    driver.cfg = cfg_of(
+        'audiences: {vip: "revenue >= 100"}\ntriggers: {segment_entered: {audiences: [vip]}}'
+    )
+    driver.send(view("old", T0 + HOUR, "o2"))  # still a vip: recorded, no "became a vip"
+    driver.send(order("new", T0 + HOUR, "n1", 500.0))  # first event, already a vip: enters
+    driver.send(view("later", T0 + HOUR, "l2"))  # seen outside now
+    driver.send(order("later", T0 + 2 * HOUR, "l3", 500.0))  # so this is an entry
+    entered = [d.customer_id for d in out.decisions if d.trigger == "segment_entered"]
+    assert entered == ["new", "later"]
+    assert driver.states["old"].segments == ["vip"]
+    # the topic still records that old is inside (gauges count from it)
+    assert [(g.customer_id, g.change) for g in out.segment_changes] == [
+        ("old", "entered"),
+        ("new", "entered"),
+        ("later", "entered"),
+    ]
 
 
 def test_only_customers_in_a_watched_audience_are_rechecked_on_the_clock() -> None:
@@ -184,7 +208,7 @@ def test_only_customers_in_a_watched_audience_are_rechecked_on_the_clock() -> No
     assert segments.TIMER not in driver.states["c"].timers
     assert driver.timers_fired == 0
     driver, _ = run(cfg, [order("v", T0, "o1", 500.0)], until=T0 + 20 * DAY)
-    assert driver.states["v"].segments == ["vip"]  # active_vip left on day 14
+    assert driver.states["v"].segments == ["vip", "!active_vip"]  # left active_vip on day 14
     assert segments.TIMER in driver.states["v"].timers  # still a vip: still watched
     assert 19 <= driver.timers_fired - _journey_timers(driver) <= 21  # one a day
 
