@@ -63,6 +63,8 @@ class Runtime:
         self.input_positions: InputPositions | None = None
         self._position: dict[tuple[str, int], int] = {}  # next offset to handle
         self._children: dict[tuple[Any, ...], Any] = {}  # cached metric children: hot path
+        # customers in each watched audience, per partition (kairos_customers_in_audience)
+        self.audiences: dict[int, Counter[str]] = {}
 
     # --- input ------------------------------------------------------------
     def handle(
@@ -256,11 +258,15 @@ class Runtime:
         per_partition: dict[int, list[tuple[int, str, str]]] = {p: [] for p in partitions}
         for partition in partitions:
             self.store.stages.pop(partition, None)
+            self.audiences.pop(partition, None)
         for partition, state in self.store.recovered(partitions):
             per_partition[partition].extend(
                 (due, state.customer_id, kind) for kind, due in state.timers.items()
             )
             self.store.stages.setdefault(partition, Counter())[state.stage] += 1
+            if state.segments:  # "!name": seen outside (core.segments.Compiled.after)
+                inside = [name for name in state.segments if name[0] != "!"]
+                self.audiences.setdefault(partition, Counter()).update(inside)
         for partition, entries in per_partition.items():
             self.timers.rebuild(partition, entries)
         log.info(
@@ -283,6 +289,7 @@ class Runtime:
         for partition in partitions:
             self.timers.drop(partition)
             self.store.drop(partition)
+            self.audiences.pop(partition, None)
         self.behind -= partitions
         self._position = {tp: o for tp, o in self._position.items() if tp[1] not in partitions}
         self.update_stage_gauge()
@@ -305,10 +312,18 @@ class Runtime:
             wall = now_ms()
             for d in step.decisions:
                 self._child(metrics.DECISIONS, d.trigger, d.status).inc()
+                if d.trigger == "lead_qualified":
+                    self._child(metrics.MQLS, str(d.payload.get("owner") or "")).inc()
                 self._child(metrics.DECISION_LAG_SECONDS, d.trigger).observe(
                     max(0, wall - d.cause_ts) / 1000
                 )
                 add(topics.ACTIONS, partition, d.customer_id, d.to_record(), lane)
+        for g in step.segment_changes:
+            self._child(metrics.SEGMENT_CHANGES, g.kind, g.name, g.change).inc()
+            if g.kind == "audience":
+                counts = self.audiences.setdefault(partition, Counter())
+                counts[g.name] += 1 if g.change == "entered" else -1
+            add(topics.SEGMENT_CHANGES, partition, g.customer_id, g.to_record(), lane)
         for c in step.conversions:
             self._child(metrics.CONVERSIONS, c.trigger, c.group).inc()
             self._child(metrics.CONVERSION_REVENUE, c.trigger, c.group).inc(c.revenue)
@@ -325,6 +340,11 @@ class Runtime:
                 totals[stage] = totals.get(stage, 0) + n
         for stage in STAGES:
             metrics.CUSTOMERS_BY_STAGE.labels(stage).set(totals.get(stage, 0))
+        audiences: Counter[str] = Counter()
+        for counts in self.audiences.values():
+            audiences.update(counts)
+        for name, n in audiences.items():
+            metrics.CUSTOMERS_IN_AUDIENCE.labels(name).set(n)
 
 
 def dead_letter_record(

@@ -33,6 +33,26 @@ def touched(state: CustomerState, decision: Decision) -> None:
         del touches[0]
 
 
+def on_deal(ctx: Ctx, ev: Event, trigger: str) -> None:
+    """A ``deal_won``: the conversion of the most recent ``trigger`` touch (a qualified lead)
+    within its window; other triggers' touches are left to orders."""
+    state = ctx.state
+    tcfg = ctx.cfg.triggers.get(trigger)
+    if tcfg is None:
+        return
+    for i in range(len(state.touches) - 1, -1, -1):
+        touched_by, at, group, action_id = state.touches[i]
+        if touched_by != trigger or not at <= ev.ts <= at + tcfg.attribution_window:
+            continue
+        del state.touches[i]
+        ctx.conversions.append(
+            Conversion(
+                trigger, group, action_id, state.customer_id, ev.order_id, ev.total or 0.0, ev.ts
+            )
+        )
+        return
+
+
 def on_order(ctx: Ctx, ev: Event) -> None:
     state, triggers = ctx.state, ctx.cfg.triggers
     for i in range(len(state.touches) - 1, -1, -1):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from core.durations import DAY, MINUTE, SECOND
+from core.segments_config import AudienceDef, ScoresConfig, TagRule
 
 T = TypeVar("T")
 
@@ -86,6 +87,9 @@ class TriggerConfig:
     holdout: float = setting(0.0, limit=SHARE_BELOW_ONE)  # share held out as control
     cooldown: int = duration(0)  # minimum time between two sends of this trigger
     attribution_window: int = duration(3 * DAY)
+    # who the trigger is for: a named audience or an expression (core.audience_expr);
+    # "" is everyone
+    audience: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,3 +121,7 @@ class Config:
     policy: PolicyConfig = PolicyConfig()
     # every registered trigger (core.triggers), in registry order
     triggers: dict[str, TriggerConfig] = field(default_factory=_default_triggers)
+    # audiences, tags and scores (core.segments); read by core.segments_file
+    audiences: tuple[AudienceDef, ...] = field(default=(), metadata={"section": True})
+    tags: tuple[TagRule, ...] = field(default=(), metadata={"section": True})
+    scores: ScoresConfig = field(default=ScoresConfig(), metadata={"section": True})

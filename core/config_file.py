@@ -28,6 +28,9 @@ import yaml
 
 from core.config import CHANNELS, Config, Limit, QuietHours
 from core.durations import format_duration, parse_duration
+from core.segments_file import check as check_segments
+from core.segments_file import read_section
+from core.segments_file import to_plain as section_to_plain
 from core.templates import template_fields, template_vars
 from core.triggers import TRIGGER_TYPES
 
@@ -97,6 +100,9 @@ def parse_config(text: str, source: str, base: Config | None = None) -> Config:
         )
         raise ConfigError(reader.problems)
     cfg = reader.dataclass(base, root, "", None)
+    if not reader.problems:  # expressions, once every audience they may name is known
+        for key, line, message in check_segments(cfg, reader.lines):
+            reader.problems.append(Problem(source, line, key, message))
     if reader.problems:
         raise ConfigError(reader.problems)
     return cfg
@@ -106,6 +112,9 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
     """The file form of a config (or any section of it): durations as ``30m``, tuples as lists."""
     out: dict[str, Any] = {}
     for f in fields(cfg):
+        if f.metadata.get("section"):
+            out[f.name] = section_to_plain(f.name, getattr(cfg, f.name))
+            continue
         out[f.name] = _to_plain(getattr(cfg, f.name), bool(f.metadata.get("duration")))
     return out
 
@@ -118,7 +127,7 @@ def _to_plain(value: Any, is_duration: bool) -> Any:
     if isinstance(value, dict):
         return {k: _to_plain(v, False) for k, v in value.items()}
     if isinstance(value, tuple):
-        return list(value)
+        return [_to_plain(v, False) for v in value]  # a tuple of rules: each as a mapping
     return value
 
 
@@ -152,6 +161,7 @@ class _Reader:
         self.source = source
         self.problems: list[Problem] = []
         self._constructor = yaml.SafeLoader("")
+        self.lines: dict[str, int] = {}  # dotted key of each text setting -> its line
 
     def problem(self, node: yaml.Node, key: str, message: str) -> None:
         self.problems.append(Problem(self.source, node.start_mark.line + 1, key, message))
@@ -208,6 +218,9 @@ class _Reader:
             hint = _hints(cls)[name]  # type: ignore[arg-type]  # a class is Hashable
             if getattr(hint, "__origin__", None) is dict:
                 value: Any = self.triggers(getattr(base, name), vnode, key)
+            elif f.metadata.get("section"):  # audiences, tags, scores: core.segments_file
+                value = read_section(self, name, getattr(base, name), vnode, key)
+                value = _INVALID if value is None else value
             elif is_dataclass(hint):
                 value = self.dataclass(getattr(base, name), vnode, key, trigger)
             elif f.metadata.get("duration"):
@@ -281,6 +294,7 @@ class _Reader:
         if not _is_text(node):
             return self.expected(node, key, "text")
         value = str(node.value)  # as written: `21:00` stays text, not sexagesimal 1260
+        self.lines[key] = node.start_mark.line + 1
         message = _text_problem(cls, f.name, value, trigger, f.metadata.get("choices", ()))
         if message:
             self.problem(node, key, message)
@@ -290,6 +304,7 @@ class _Reader:
     def text_list(self, name: str, node: yaml.Node, key: str) -> object:
         if not isinstance(node, yaml.SequenceNode):
             return self.expected(node, key, "a list like [slack, webhook]")
+        self.lines[key] = node.start_mark.line + 1
         items: list[str] = []
         for i, item in enumerate(node.value):
             if not _is_text(item):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core import attribution, policy
+from core import attribution, policy, segments
 from core.config import Config, TriggerConfig
 from core.ids import action_id
 from core.model import CustomerState, Decision, Stage, StageChange, Status, Step, TimerChange
@@ -32,6 +32,7 @@ class Ctx(Step):
         self.merges = []
         self.duplicate = False
         self.late = False
+        self.segment_changes = []
 
     def set_timer(self, kind: str, due: int) -> None:
         self.state.timers[kind] = due
@@ -60,9 +61,14 @@ class Ctx(Step):
         sources: tuple[str, ...],
         cause_ts: int,
         channel: str | None = None,
-    ) -> Decision:
-        """Record a decision; its status comes from the contact policy known to the core."""
+    ) -> Decision | None:
+        """Record a decision; its status comes from the contact policy known to the core.
+
+        A customer outside the trigger's ``audience`` gets none (None is returned).
+        """
         state, now = self.state, self.now
+        if tcfg.audience and not segments.bound(self.cfg).admits(tcfg.audience, state, now):
+            return None
         customer_id = state.customer_id
         chan = channel or tcfg.channel
         status, why = policy.status_for(state, trigger, tcfg, chan, now, self.cfg)

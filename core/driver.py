@@ -31,6 +31,7 @@ from core.model import (
     Decision,
     Event,
     Profile,
+    SegmentChange,
     StageChange,
     Step,
     TimerChange,
@@ -149,7 +150,13 @@ class Driver:
         if state is None:
             state = self.states[customer_id] = CustomerState(customer_id)
         step = on_event(state, ev, t, self.cfg)
-        if step.timers or step.decisions or step.stage_changes or step.conversions:
+        if (
+            step.timers
+            or step.decisions
+            or step.stage_changes
+            or step.conversions
+            or step.segment_changes
+        ):
             for change in step.timers:  # ``Timers.schedule``, inline: the per-event path
                 if change.due is not None:
                     heappush(heap, (change.due, change.customer_id, change.kind))
@@ -181,7 +188,13 @@ class Driver:
         )
 
     def _fired(self, step: Step, kind: str, due: int) -> None:
-        if step.timers or step.decisions or step.stage_changes or step.conversions:
+        if (
+            step.timers
+            or step.decisions
+            or step.stage_changes
+            or step.conversions
+            or step.segment_changes
+        ):
             self.sink(step)
 
 
@@ -193,9 +206,11 @@ class Outputs:
     stage_changes: list[StageChange] = field(default_factory=list)
     conversions: list[Conversion] = field(default_factory=list)
     timers: list[TimerChange] = field(default_factory=list)
+    segment_changes: list[SegmentChange] = field(default_factory=list)
 
     def __call__(self, step: Step) -> None:
         self.decisions.extend(step.decisions)
         self.stage_changes.extend(step.stage_changes)
         self.conversions.extend(step.conversions)
         self.timers.extend(step.timers)
+        self.segment_changes.extend(step.segment_changes)

@@ -35,10 +35,16 @@ def on_event(state: CustomerState, ev: Event, now: int, cfg: Config) -> Step:
         attribution.on_order(ctx, ev)
     journey.on_event(ctx, ev)
     hooks = bound(cfg)
+    pre = hooks.pre  # tags and lead scores, when configured (core.segments)
+    if pre is not None:
+        pre(ctx, ev)
     for hook, tcfg in hooks.by_event.get(etype, ()):
         hook(ctx, ev, tcfg, late)
     if ctx.stage_changes:  # rare: skip the call otherwise
         _stage_hooks(ctx, hooks)
+    post = hooks.post  # watched audiences, when configured
+    if post is not None:
+        post(ctx, ev.event_id)
     return ctx
 
 
@@ -59,6 +65,9 @@ def on_timer(state: CustomerState, kind: str, due: int, now: int, cfg: Config) -
         hook(ctx, kind, due, tcfg)
         if ctx.stage_changes:
             _stage_hooks(ctx, hooks)
+        post = hooks.post
+        if post is not None:
+            post(ctx, f"{kind}@{due}")
     return ctx
 
 

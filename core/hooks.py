@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core import journey
+from core import journey, segments
 from core.config import Config, TriggerConfig
 from core.trigger import EventHook, MergeHook, StageHook, TimerHook
 from core.triggers import SPECS
@@ -23,7 +23,7 @@ MergeHooks = tuple[tuple[MergeHook[Any], TriggerConfig], ...]
 class Hooks:
     """The hooks of the enabled triggers, by event type, timer kind and stage."""
 
-    __slots__ = ("by_event", "by_stage", "by_timer", "cfg", "on_merge")
+    __slots__ = ("by_event", "by_stage", "by_timer", "cfg", "on_merge", "post", "pre")
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -53,6 +53,12 @@ class Hooks:
                 self._hand_off(spec.name, handoff.stage, handoff.trigger, handoff.when(tcfg))
             if spec.on_merge is not None:
                 self.on_merge = (*self.on_merge, (spec.on_merge, tcfg))
+        # Audiences, tags and scores (core.segments): None unless the config asks for them.
+        seg = segments.bound(cfg)
+        self.pre: segments.EventStep | None = seg.before if seg.per_event else None
+        self.post: segments.AfterStep | None = seg.after if seg.watched else None
+        if seg.watched and seg.recheck:
+            self.by_timer[segments.TIMER] = (segments.on_timer, seg)
 
     def _hand_off(self, source: str, stage: str, target: str, wanted: bool) -> None:
         other = SPECS.get(target)

@@ -14,7 +14,7 @@ answer is delivered.
 
 from __future__ import annotations
 
-from core import windows
+from core import scores, windows
 from core.config import Config
 from core.context import Ctx
 from core.hooks import bound
@@ -64,6 +64,13 @@ def merge(state: CustomerState, other: CustomerState, now: int, cfg: Config) -> 
         state.first_seen = other.first_seen
     state.last_active = max(state.last_active, other.last_active)
     state.max_ts = max(state.max_ts, other.max_ts)
+    if other.lead:  # a visitor's interest before signing up is the lead's too (faded alike)
+        lead_at = other.lead[scores.LEAD_AT]
+        half_life = cfg.scores.lead.half_life
+        scores.add_points(state, other.lead[scores.LEAD_SCORE], lead_at, half_life)
+    for tag in other.tags:
+        if tag not in state.tags:
+            state.tags.append(tag)
     adopted_cart = bool(other.cart and not state.cart and not state.checkout_value)
     if adopted_cart:
         state.cart.update(other.cart)

@@ -65,6 +65,7 @@ TOPIC_TYPES: dict[str, frozenset[str]] = {
             "subscribe",
             "review",
             "nps",
+            "deal_won",  # a CRM's closed deal: a lead's conversion (core.attribution.on_deal)
         }
     ),
 }
@@ -168,6 +169,34 @@ class StageChange:
 
 
 @dataclass(slots=True)
+class SegmentChange:
+    """A customer entered or left a watched audience, or a lead qualified or cooled down.
+
+    ``kind`` is ``audience`` (``name`` the audience, ``change`` entered / exited) or
+    ``lead`` (``name`` ``mql``, ``change`` qualified / cooled, with the ``score``).
+    """
+
+    customer_id: str
+    kind: str
+    name: str
+    change: str
+    at: int
+    event_id: str | None
+    score: float | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "customer_id": self.customer_id,
+            "kind": self.kind,
+            "name": self.name,
+            "change": self.change,
+            "at": self.at,
+            "event_id": self.event_id,
+            "score": self.score,
+        }
+
+
+@dataclass(slots=True)
 class Conversion:
     """An order attributed (last touch) to a trigger's earlier decision."""
 
@@ -212,6 +241,7 @@ class Step:
     merges: list[str]  # anonymous ids to merge into this customer
     duplicate: bool
     late: bool
+    segment_changes: list[SegmentChange]  # watched audiences and lead qualifications
 
     # Written out rather than generated: one Step per core call, and list literals
     # cost about half of the generated ``default_factory`` calls.
@@ -225,6 +255,7 @@ class Step:
         merges: list[str] | None = None,
         duplicate: bool = False,
         late: bool = False,
+        segment_changes: list[SegmentChange] | None = None,
     ) -> None:
         self.state = state
         self.decisions = [] if decisions is None else decisions
@@ -234,6 +265,7 @@ class Step:
         self.merges = [] if merges is None else merges
         self.duplicate = duplicate
         self.late = late
+        self.segment_changes = [] if segment_changes is None else segment_changes
 
 
 # The small lists inside CustomerState are its wire form: state/codec.py writes them as
@@ -289,3 +321,10 @@ class CustomerState:
     touches: list[Touch] = field(default_factory=list)  # oldest first
     profile: Profile | None = None
     merged: list[str] = field(default_factory=list)  # anonymous ids merged (or asked for)
+    # Audiences, tags and scores (core.segments): sticky tags set by ``tags:`` rules; the
+    # lead score's behaviour part (core.scores: [score, at, qualified, qualifications]);
+    # the watched audiences the customer was in after their last step (and "!name" for
+    # those they were outside: core.segments.Compiled.after).
+    tags: list[str] = field(default_factory=list)
+    lead: list[Any] = field(default_factory=list)
+    segments: list[str] = field(default_factory=list)

@@ -35,7 +35,7 @@ from core.model import STAGES, TOPIC_TYPES, CustomerState, Event, StageChange
 C = TypeVar("C", bound=TriggerConfig)
 
 EVENT_TYPES = frozenset().union(*TOPIC_TYPES.values())
-RESERVED_TIMERS = frozenset({"journey"})  # core.journey's inactivity timer
+RESERVED_TIMERS = frozenset({"journey", "segments"})  # core.journey's, core.segments' re-check
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +123,7 @@ class TriggerSpec(Generic[C]):
         if self.stages - set(STAGES):
             out.append(f"unknown stages {sorted(self.stages - set(STAGES))}")
         if self.timers & RESERVED_TIMERS:
-            out.append(f"timer kinds {sorted(RESERVED_TIMERS)} belong to the journey")
+            out.append(f"timer kinds {sorted(RESERVED_TIMERS)} belong to the core")
         for handoff in self.handoffs:
             if handoff.stage not in self.stages:
                 out.append(f"a handoff on {handoff.stage!r}, a stage it does not listen to")

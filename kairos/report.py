@@ -160,20 +160,59 @@ def format_table(report: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# trigger -> the payload field its decisions are broken down by (audiences and leads)
+BREAKDOWNS = {
+    "lead_qualified": "owner",
+    "segment_entered": "audience",
+    "segment_exited": "audience",
+}
+
+
+def breakdown(actions: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Decisions of the audience and lead triggers by owner / audience, each action once."""
+    out: dict[str, dict[str, int]] = {}
+    seen: set[str] = set()
+    for a in actions:
+        field = BREAKDOWNS.get(a.get("trigger") or "")
+        if field is None or a.get("action_id") in seen:
+            continue
+        seen.add(a.get("action_id") or "")
+        value = str((a.get("payload") or {}).get(field) or "(none)")
+        counts = out.setdefault(f"{a['trigger']} by {field}", {})
+        counts[value] = counts.get(value, 0) + 1
+    return {k: dict(sorted(v.items())) for k, v in sorted(out.items())}
+
+
+def format_breakdown(parts: dict[str, dict[str, int]]) -> str:
+    return "\n".join(
+        f"{title}: " + ", ".join(f"{name} {n}" for name, n in counts.items())
+        for title, counts in parts.items()
+    )
+
+
 async def build_report(bootstrap: str, timeout: float = 30.0) -> dict[str, dict[str, Any]]:
+    report, _ = await build_report_and_breakdown(bootstrap, timeout)
+    return report
+
+
+async def build_report_and_breakdown(
+    bootstrap: str, timeout: float = 30.0
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, int]]]:
     actions, conversions = await asyncio.gather(
         read_topic(bootstrap, topics.ACTIONS, timeout),
         read_topic(bootstrap, topics.CONVERSIONS, timeout),
     )
-    return rows(tally(actions, conversions))
+    return rows(tally(actions, conversions)), breakdown(actions)
 
 
 def run(args: argparse.Namespace) -> int:
     broker = inputs.broker(args.bootstrap)
     with inputs.reaching("Kafka broker", broker):
-        report = asyncio.run(build_report(broker.value, args.timeout))
+        report, parts = asyncio.run(build_report_and_breakdown(broker.value, args.timeout))
     if args.json:
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         print(format_table(report))
+        if parts:
+            print(format_breakdown(parts))
     return 0

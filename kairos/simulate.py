@@ -2,7 +2,11 @@
 
 Customers browse in sessions (page and product views, searches), put items in
 carts, start checkouts, buy or abandon, open messages, answer NPS surveys,
-sometimes unsubscribe, and some go quiet for good. Everything is drawn from a
+sometimes unsubscribe, and some go quiet for good. With ``b2b`` (a share of the
+customers, 0 by default so the default traffic stays what benchmarks measured), some
+are business visitors instead: pricing pages, whitepapers, demo requests, nurture
+email clicks, a company profile (size, industry, region) and now and then a
+``deal_won`` from the CRM, the traffic lead scoring works on. Everything is drawn from a
 seeded ``random.Random``: the same seed gives the same traffic.
 """
 
@@ -26,6 +30,10 @@ from kairos.inputs import writable_file
 TOPIC_OF = {etype: topic for topic, types in TOPIC_TYPES.items() for etype in types}
 CATEGORIES = ("shoes", "shirts", "bags", "watches", "books", "games", "kitchen", "garden")
 TIMEZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Shanghai", "Australia/Sydney")
+B2B_PAGES = ("/", "/product", "/customers", "/blog", "/integrations")
+COMPANY_SIZES = (5, 20, 50, 120, 300, 1000, 5000)
+INDUSTRIES = ("saas", "fintech", "retail", "manufacturing", "health")
+REGIONS = ("emea", "amer", "apac")
 Record = tuple[str, str, dict[str, Any] | None]  # (topic, key, value)
 
 
@@ -35,20 +43,28 @@ class Shopper:
     quiet: bool  # a customer who stops coming back after a few sessions
     sessions: int = 0
     orders: list[str] = field(default_factory=list)
+    b2b: bool = False  # a business visitor (pricing, demo requests), not a shopper
 
 
 class Traffic:
     """Interleaves many customers' sessions into one stream of contract events."""
 
-    def __init__(self, customers: int, seed: int = 7, concurrency: int = 200) -> None:
+    def __init__(
+        self, customers: int, seed: int = 7, concurrency: int = 200, b2b: float = 0.0
+    ) -> None:
         self.rng = random.Random(seed)
         self.shoppers = [
             Shopper(f"cust-{i:07d}", quiet=self.rng.random() < 0.2) for i in range(customers)
         ]
+        if b2b > 0:  # its own draws: the shoppers' traffic is unchanged without b2b
+            pick = random.Random(seed * 7919 + 1)
+            for shopper in self.shoppers:
+                shopper.b2b = pick.random() < b2b
         self._active: list[Iterator[tuple[str, dict[str, Any]]]] = []
         self._concurrency = max(1, min(concurrency, customers))
         self._seq = 0
         self._profiled: set[str] = set()
+        self._b2b_ids = {s.customer_id for s in self.shoppers if s.b2b}
         self.products = [
             (f"sku-{i:04d}", self.rng.choice(CATEGORIES), round(self.rng.uniform(5, 250), 2))
             for i in range(500)
@@ -73,6 +89,14 @@ class Traffic:
         out: list[Record] = []
         if customer_id not in self._profiled:
             self._profiled.add(customer_id)
+            attributes: dict[str, Any] = {"first_name": f"Ann{customer_id[-3:]}"}
+            if self._b2b_ids and customer_id in self._b2b_ids:
+                attributes.update(
+                    company=f"Company {customer_id[-4:]}",
+                    company_size=rng.choice(COMPANY_SIZES),
+                    industry=rng.choice(INDUSTRIES),
+                    region=rng.choice(REGIONS),
+                )
             out.append(
                 (
                     "profiles",
@@ -84,7 +108,7 @@ class Traffic:
                         "timezone": rng.choice(TIMEZONES),
                         "locale": "en",
                         "consent": {"email": rng.random() < 0.9, "push": True, "sms": False},
-                        "attributes": {"first_name": f"Ann{customer_id[-3:]}"},
+                        "attributes": attributes,
                         "updated_at": ts,
                     },
                 )
@@ -93,6 +117,33 @@ class Traffic:
         return out
 
     def _session(self, shopper: Shopper) -> Iterator[tuple[str, dict[str, Any]]]:
+        if shopper.b2b:
+            return self._b2b_session(shopper)
+        return self._shopping(shopper)
+
+    def _b2b_session(self, shopper: Shopper) -> Iterator[tuple[str, dict[str, Any]]]:
+        """A business visitor's visit: the pages that say how interested they are."""
+        rng, cid = self.rng, shopper.customer_id
+        shopper.sessions += 1
+        if shopper.quiet and shopper.sessions > 3:
+            return
+        if rng.random() < 0.3:
+            yield cid, {"type": "email_click", "campaign_id": "nurture"}
+        yield cid, {"type": "session_start"}
+        for _ in range(rng.randint(1, 3)):
+            yield cid, {"type": "page_view", "url": rng.choice(B2B_PAGES)}
+        if rng.random() < 0.45:
+            yield cid, {"type": "page_view", "url": "/pricing"}
+        if rng.random() < 0.15:
+            yield cid, {"type": "page_view", "url": "/whitepaper/roi"}
+        if rng.random() < 0.06:
+            yield cid, {"type": "page_view", "url": "/demo/request"}
+        if shopper.sessions > 2 and rng.random() < 0.04:  # the CRM reports a deal won
+            deal_id = f"deal-{cid[-7:]}-{shopper.sessions}"
+            total = round(rng.uniform(2_000, 20_000), 2)
+            yield cid, {"type": "deal_won", "deal_id": deal_id, "total": total, "currency": "EUR"}
+
+    def _shopping(self, shopper: Shopper) -> Iterator[tuple[str, dict[str, Any]]]:
         rng, cid = self.rng, shopper.customer_id
         shopper.sessions += 1
         if shopper.quiet and shopper.sessions > 3:
@@ -162,10 +213,10 @@ def _view(product: tuple[str, str, float]) -> dict[str, Any]:
 
 
 def generate(
-    customers: int, events: int, seed: int, start_ms: int, span_ms: int
+    customers: int, events: int, seed: int, start_ms: int, span_ms: int, b2b: float = 0.0
 ) -> Iterator[Record]:
     """``events`` records on a virtual clock from ``start_ms`` over ``span_ms`` (files, bench)."""
-    traffic = Traffic(customers, seed)
+    traffic = Traffic(customers, seed, b2b=b2b)
     step = span_ms / max(events, 1)
     produced = 0
     while produced < events:
@@ -183,13 +234,14 @@ async def publish_live(
     seed: int = 7,
     bad_rate: float = 0.0,
     stop: asyncio.Event | None = None,
+    b2b: float = 0.0,
 ) -> int:
     """Publish at ``rate`` events/s for ``duration`` s (or until ``stop``); returns the count."""
     from aiokafka import AIOKafkaProducer
 
     from stream.security import kafka_client_kwargs
 
-    traffic = Traffic(customers, seed)
+    traffic = Traffic(customers, seed, b2b=b2b)
     rng = random.Random(seed + 1)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, **kafka_client_kwargs())
     sent, started = 0, time.monotonic()
@@ -227,6 +279,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bad-rate", type=number(0, 1), default=0.0, help="share of truncated records (0 to 1)"
     )
+    parser.add_argument(
+        "--b2b",
+        type=number(0, 1),
+        default=0.0,
+        help="share of customers who are business visitors (pricing, demo requests; 0 to 1)",
+    )
     parser.add_argument("--bootstrap", help="Kafka host:port (default: from $BROKER_URL)")
     parser.add_argument("--out", help="write JSON lines here instead of publishing")
     parser.add_argument(
@@ -243,7 +301,7 @@ def run(args: argparse.Namespace) -> int:
         start = 1_767_225_600_000  # 2026-01-01T00:00:00Z: files are reproducible
         with open(args.out, "wb") as out:
             for topic, key, value in generate(
-                args.customers, args.events, args.seed, start, args.span
+                args.customers, args.events, args.seed, start, args.span, args.b2b
             ):
                 line = {"topic": topic, "customer_id": key, "value": value}
                 out.write(orjson.dumps(line if topic == "profiles" else value) + b"\n")
@@ -253,7 +311,13 @@ def run(args: argparse.Namespace) -> int:
     with inputs.reaching("Kafka broker", broker):
         sent = asyncio.run(
             publish_live(
-                broker.value, args.customers, args.rate, args.duration, args.seed, args.bad_rate
+                broker.value,
+                args.customers,
+                args.rate,
+                args.duration,
+                args.seed,
+                args.bad_rate,
+                b2b=args.b2b,
             )
         )
     print(f"published {sent} events")

@@ -93,6 +93,21 @@ CUSTOMERS_BY_STAGE = Gauge(
     "kairos_customers", "Customers held by this worker, by journey stage.", ["stage"]
 )
 
+# --- audiences and lead scores (core.segments) --------------------------------
+CUSTOMERS_IN_AUDIENCE = Gauge(
+    "kairos_customers_in_audience",
+    "Customers held by this worker inside each watched audience (segment triggers).",
+    ["audience"],
+)
+SEGMENT_CHANGES = Counter(
+    "kairos_segment_changes_total",
+    "Entries into and exits from watched audiences; lead qualifications and cool-downs.",
+    ["kind", "name", "change"],
+)
+MQLS = Counter(
+    "kairos_mqls_total", "lead_qualified decisions, by the owner they went to.", ["owner"]
+)
+
 # --- timers ---------------------------------------------------------------
 TIMERS_PENDING = Gauge("kairos_timers_pending", "Pending timers in this worker's index.")
 PARTITIONS_CATCHING_UP = Gauge(

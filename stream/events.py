@@ -318,6 +318,10 @@ def _build(obj: dict[str, Any], topic: str, key: str | None) -> Event:
         ev.channel = channel
     elif etype == "review" or etype == "nps":
         ev.score = _score(obj, etype)
+    elif etype == "deal_won":
+        ev.order_id = _text(obj, "deal_id")
+        ev.total = _number(obj, "total")
+        ev.currency = _currency(obj)
     return ev
 
 

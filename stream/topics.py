@@ -13,7 +13,8 @@ DELIVERIES = "deliveries"
 STAGE_CHANGES = "stage-changes"
 DEAD_LETTERS = "dead-letters"
 CONVERSIONS = "conversions"  # an extension of the contract: orders attributed to triggers
-OUTPUTS = (ACTIONS, DELIVERIES, STAGE_CHANGES, DEAD_LETTERS, CONVERSIONS)
+SEGMENT_CHANGES = "segment-changes"  # an extension: watched audiences, lead qualifications
+OUTPUTS = (ACTIONS, DELIVERIES, STAGE_CHANGES, DEAD_LETTERS, CONVERSIONS, SEGMENT_CHANGES)
 
 IDENTITY = "identity"  # internal: anonymous-history requests and answers between workers
 

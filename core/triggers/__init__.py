@@ -52,6 +52,9 @@ BUILT_IN = (
     "churn_alert",
     "win_back",
     "nps_detractor",
+    "segment_entered",
+    "segment_exited",
+    "lead_qualified",
 )
 
 for _name in BUILT_IN:

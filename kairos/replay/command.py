@@ -56,6 +56,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="write every decision as one JSON line, shaped like an actions record",
     )
     parser.add_argument(
+        "--customers-out",
+        metavar="PATH",
+        help="write one JSON line per customer at the end: stage, audiences, tags, scores",
+    )
+    parser.add_argument(
         "--jobs",
         type=arguments.count(1, 64),
         default=min(2, os.cpu_count() or 1),
@@ -85,9 +90,16 @@ def run(args: argparse.Namespace) -> int:
     old_cfg = campaign_config(args.compare) if args.compare else None
     if args.decisions_out:
         writable_file(args.decisions_out, "decisions file")
+    if args.customers_out:
+        writable_file(args.customers_out, "customers file")
     cfgs = [cfg] if old_cfg is None else [cfg, old_cfg]
     results = run_replay(
-        args.files, cfgs, jobs=args.jobs, keep_decisions=bool(args.decisions_out), until=args.until
+        args.files,
+        cfgs,
+        jobs=args.jobs,
+        keep_decisions=bool(args.decisions_out),
+        until=args.until,
+        keep_customers=bool(args.customers_out),
     )
     result = results[0]
     if not result.events:
@@ -112,6 +124,11 @@ def run(args: argparse.Namespace) -> int:
         with open(args.decisions_out, "wb") as out:
             for d in result.decisions or ():
                 out.write(orjson.dumps(d.to_record()) + b"\n")
+    if args.customers_out:
+        with open(args.customers_out, "wb") as out:
+            people = sorted(result.population.customers or (), key=lambda c: c["customer_id"])
+            for customer in people:
+                out.write(orjson.dumps(customer) + b"\n")
     if args.json:
         obj = summary(result)
         if comparison is not None:

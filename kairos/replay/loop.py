@@ -18,6 +18,7 @@ from core.driver import Driver
 from core.durations import format_duration, iso
 from core.effect import Effect
 from core.model import CustomerState, Decision, Step
+from kairos.replay.customers import Population, population
 from kairos.replay.lines import Loaded, no_gc
 
 SAMPLES = 2  # decisions with status ``send`` shown as samples
@@ -58,6 +59,9 @@ class Result:
     last_event: int = 0  # time of the last event
     clock: int = 0  # where the clock stopped: the last event, or later with ``until``
     pending: dict[str, list[int]] = field(default_factory=dict)  # timer -> [count, next due]
+    # audiences, RFM segments and customer lines at the end (kairos.replay.customers)
+    population: Population = field(default_factory=Population)
+    owners: Counter[str] = field(default_factory=Counter)  # lead_qualified decisions by owner
 
     @property
     def events_per_s(self) -> float:
@@ -67,7 +71,7 @@ class Result:
 class Tally:
     """The driver's sink in a replay: decisions counted per trigger, status and customer."""
 
-    __slots__ = ("decisions", "effect", "fired", "per_customer", "samples")
+    __slots__ = ("decisions", "effect", "fired", "owners", "per_customer", "samples")
 
     def __init__(self, keep_decisions: bool) -> None:
         self.fired: dict[str, Counter[str]] = {}
@@ -75,6 +79,7 @@ class Tally:
         self.per_customer: dict[str, Counter[str]] = {}
         self.samples: list[Decision] = []
         self.decisions: list[Decision] | None = [] if keep_decisions else None
+        self.owners: Counter[str] = Counter()
 
     def add(self, step: Step) -> None:
         """Count a step's decisions and conversions (the driver's sink)."""
@@ -92,6 +97,8 @@ class Tally:
                 self.decisions.append(d)
             if len(self.samples) < SAMPLES and d.status == "send":
                 self.samples.append(d)
+            if trigger == "lead_qualified":
+                self.owners[d.payload.get("owner") or "(none)"] += 1
         for c in step.conversions:
             eff = self.effect.get(c.trigger)
             if eff is None:
@@ -106,6 +113,7 @@ def replay(
     keep_decisions: bool = False,
     end: Callable[[int], int] | None = None,
     until: Until | None = None,
+    keep_customers: bool = False,
 ) -> Result:
     """Run the core over ``loaded`` on event time; see the module docstring.
 
@@ -138,6 +146,7 @@ def replay(
         if clock:
             driver.advance(clock)
         stages = Counter(state.stage for state in driver.states.values())
+        people = population(driver.states.values(), clock, cfg, keep_customers)
     return Result(
         events=len(loaded.events),
         invalid=loaded.invalid,
@@ -153,6 +162,8 @@ def replay(
         last_event=last,
         clock=clock,
         pending=_pending(driver.states.values()),
+        population=people,
+        owners=tally.owners,
     )
 
 

@@ -47,7 +47,20 @@ def summary(result: Result) -> dict[str, Any]:
             kind: {"count": count, "next_due": due}
             for kind, (count, due) in sorted(result.pending.items())
         },
+        **_population(result),
     }
+
+
+def _population(result: Result) -> dict[str, Any]:
+    """Audience sizes, RFM segments and MQLs per owner, when the replay has them."""
+    out: dict[str, Any] = {}
+    if result.population.audiences:
+        out["audiences"] = dict(result.population.audiences)
+    if result.population.rfm:
+        out["rfm_segments"] = dict(result.population.rfm.most_common())
+    if result.owners:
+        out["mqls_by_owner"] = dict(sorted(result.owners.items()))
+    return out
 
 
 def human(result: Result, comparison: dict[str, Any] | None) -> str:
@@ -70,6 +83,7 @@ def human(result: Result, comparison: dict[str, Any] | None) -> str:
         lines.append(f"        payload {orjson.dumps(d.payload).decode()}")
     lines.append("customers by stage at the end:")
     lines.append("  " + ", ".join(f"{s} {result.stages.get(s, 0):,}" for s in STAGES))
+    lines.extend(_population_lines(result))
     measured = {t: e.summary() for t, e in sorted(result.effect.items()) if e.held_out}
     if measured:
         lines.append("effect (conversion rate sent - held out, 95% CI):")
@@ -90,6 +104,21 @@ def human(result: Result, comparison: dict[str, Any] | None) -> str:
                 + (f" (e.g. {sample})" if sample else "")
             )
     return "\n".join(lines)
+
+
+def _population_lines(result: Result) -> list[str]:
+    people = _population(result)
+    lines = []
+    if "audiences" in people:
+        lines.append("customers per audience at the end:")
+        lines.extend(f"  {name:<24} {n:>9,}" for name, n in people["audiences"].items())
+    if "rfm_segments" in people:
+        lines.append("customers per RFM segment at the end:")
+        lines.append("  " + ", ".join(f"{s} {n:,}" for s, n in people["rfm_segments"].items()))
+    if "mqls_by_owner" in people:
+        lines.append("MQLs by owner (lead_qualified):")
+        lines.append("  " + ", ".join(f"{o} {n:,}" for o, n in people["mqls_by_owner"].items()))
+    return lines
 
 
 def invalid_lines(errors: list[str], invalid: int) -> list[str]:

@@ -29,6 +29,7 @@ from typing import Any
 
 from core.config import Config
 from core.effect import Effect
+from kairos.replay.customers import merge as merge_population
 from kairos.replay.lines import SHOWN_ERRORS, Lines, Loaded, decode, no_gc, read
 from kairos.replay.loop import SAMPLES, Result, Until, replay
 
@@ -43,6 +44,7 @@ def run_replay(
     jobs: int = 1,
     keep_decisions: bool = False,
     until: Until | None = None,
+    keep_customers: bool = False,
 ) -> list[Result]:
     """Replay the files once per config, on ``jobs`` processes; the results are exact."""
     with no_gc():  # and none after the shards' results come back, or the merge
@@ -50,7 +52,7 @@ def run_replay(
         source = read(paths)
         if jobs > 1 and len(source.lines) >= MIN_LINES_TO_SHARD:
             split = Split(source, _route(source.lines, jobs), jobs)
-            results = _sharded(split, cfgs, keep_decisions, until)
+            results = _sharded(split, cfgs, keep_decisions, until, keep_customers)
             if not any(r.misrouted for r in results):
                 elapsed = time.perf_counter() - started
                 for r in results:
@@ -58,7 +60,16 @@ def run_replay(
                 return results
         loaded = decode(source)
         loaded.seconds = time.perf_counter() - started
-        return [replay(loaded, cfg, keep_decisions=keep_decisions, until=until) for cfg in cfgs]
+        return [
+            replay(
+                loaded,
+                cfg,
+                keep_decisions=keep_decisions,
+                until=until,
+                keep_customers=keep_customers,
+            )
+            for cfg in cfgs
+        ]
 
 
 def _route(lines: list[bytes], jobs: int) -> list[int]:
@@ -92,7 +103,11 @@ class Split:
 
 
 def _sharded(
-    split: Split, cfgs: list[Config], keep_decisions: bool, until: Until | None
+    split: Split,
+    cfgs: list[Config],
+    keep_decisions: bool,
+    until: Until | None,
+    keep_customers: bool = False,
 ) -> list[Result]:
     """Shard 0 here, the others in forked children; one merged result per config."""
     context = get_context("fork")
@@ -103,7 +118,7 @@ def _sharded(
             mine, theirs = context.Pipe()
             child = context.Process(
                 target=_child,
-                args=(split, index, cfgs, keep_decisions, until, theirs),
+                args=(split, index, cfgs, keep_decisions, until, theirs, keep_customers),
                 daemon=True,
             )
             child.start()
@@ -114,7 +129,12 @@ def _sharded(
         results = []
         for cfg in cfgs:
             part = replay(
-                loaded, cfg, keep_decisions=keep_decisions, end=partial(_agree, ours), until=until
+                loaded,
+                cfg,
+                keep_decisions=keep_decisions,
+                end=partial(_agree, ours),
+                until=until,
+                keep_customers=keep_customers,
             )
             part.misrouted = misrouted
             results.append(_merge([part, *(_receive(conn) for conn in ours)]))
@@ -137,13 +157,21 @@ def _child(
     keep_decisions: bool,
     until: Until | None,
     conn: Connection,
+    keep_customers: bool = False,
 ) -> None:
     """A forked shard: its share, replayed once per config, each result sent to the parent."""
     try:
         loaded, misrouted = split.load(index)
         for cfg in cfgs:
             end = partial(_ask, conn)
-            result = replay(loaded, cfg, keep_decisions=keep_decisions, end=end, until=until)
+            result = replay(
+                loaded,
+                cfg,
+                keep_decisions=keep_decisions,
+                end=end,
+                until=until,
+                keep_customers=keep_customers,
+            )
             result.misrouted = misrouted
             conn.send(result)
     except BaseException:
@@ -197,6 +225,8 @@ def _merge(parts: list[Result]) -> Result:
             entry[0] += count
             entry[1] = min(entry[1], due)
         merged.stages.update(part.stages)
+        merge_population(merged.population, part.population)
+        merged.owners.update(part.owners)
         merged.errors.extend(part.errors)
         merged.samples.extend(part.samples)
         for trigger, counts in part.fired.items():

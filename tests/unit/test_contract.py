@@ -174,6 +174,11 @@ FIELDS: dict[str, dict[str, tuple[list[Any], list[Any]]]] = {
     "unsubscribe": {"channel": (CHANNEL_GOOD, CHANNEL_BAD)},
     "nps": {"score": ([0, 10, 7, 7.0], [-1, 11, 99, 6.5, "7", True, None, MISSING])},
     "review": {"score": ([0, 5, 4.5, 1], [5.5, -0.5, 6, "4", None, MISSING])},
+    "deal_won": {
+        "deal_id": (TEXT_GOOD, TEXT_BAD),
+        "total": (AMOUNT_GOOD, AMOUNT_BAD),
+        "currency": (CURRENCY_GOOD, CURRENCY_BAD),
+    },
 }
 
 

@@ -24,7 +24,6 @@ import yaml
 from channels.actions import Action, action_from_record
 from channels.contacts import Contact
 from channels.messages import render_message
-from core.config import Config
 from core.config_file import ConfigError, load_config, parse_config
 from core.model import Decision
 from core.templates import TEMPLATE_VARS, TIME_VARS, render, template_fields
@@ -58,10 +57,12 @@ def timestamps_in(text: str) -> list[str]:
 def decisions(tmp_path_factory: pytest.TempPathFactory) -> list[Decision]:
     path = tmp_path_factory.mktemp("traffic") / "events.jsonl"
     with open(path, "wb") as out:
-        for topic, key, value in generate(300, 20_000, 3, START, 200 * 86_400_000):
+        for topic, key, value in generate(300, 20_000, 3, START, 200 * 86_400_000, b2b=0.3):
             record = {"topic": topic, "customer_id": key, "value": value}
             out.write(orjson.dumps(record if topic == "profiles" else value) + b"\n")
-    result = replay(load([path]), Config(), keep_decisions=True)
+    # the example of audiences and lead scoring: segment and lead triggers fire too
+    cfg = load_config(ROOT / "config" / "audiences.yaml")
+    result = replay(load([path]), cfg, keep_decisions=True)
     assert result.decisions is not None
     return result.decisions
 
