@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from core.durations import DAY, MINUTE, SECOND
+from core.variants import Variant
 
 T = TypeVar("T")
 
@@ -86,6 +87,8 @@ class TriggerConfig:
     holdout: float = setting(0.0, limit=SHARE_BELOW_ONE)  # share held out as control
     cooldown: int = duration(0)  # minimum time between two sends of this trigger
     attribution_window: int = duration(3 * DAY)
+    # name -> weight and overrides (core.variants); empty: one message for everyone
+    variants: dict[str, Variant] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from core import attribution, policy
 from core.config import Config, TriggerConfig
 from core.ids import action_id
 from core.model import CustomerState, Decision, Stage, StageChange, Status, Step, TimerChange
+from core.variants import choose
 
 _ELIGIBLE: frozenset[Status] = frozenset({"send", "shadow", "held_out", "deferred_quiet_hours"})
 
@@ -64,7 +65,14 @@ class Ctx(Step):
         """Record a decision; its status comes from the contact policy known to the core."""
         state, now = self.state, self.now
         customer_id = state.customer_id
+        # With variants, the hooks already run under the customer's variant (core.hooks):
+        # its channel and other settings are in tcfg; here the decision records its name.
+        variants = tcfg.variants
+        variant = None
         chan = channel or tcfg.channel
+        if variants:
+            variant = choose(variants, trigger, customer_id)
+            chan = channel or variants[variant].overrides.get("channel", chan)
         status, why = policy.status_for(state, trigger, tcfg, chan, now, self.cfg)
         if status == "deferred_quiet_hours":
             deliver_at = policy.quiet_hours_end(state, now, self.cfg)
@@ -85,6 +93,7 @@ class Ctx(Step):
             payload,
             sources,
             cause_ts,
+            variant,
         )
         self.decisions.append(decision)
         attribution.touched(state, decision)

@@ -134,9 +134,10 @@ class Decision:
     payload: dict[str, Any]
     source_event_ids: tuple[str, ...]
     cause_ts: int = 0  # event time of the cause (event ts or timer due), for lag metrics
+    variant: str | None = None  # the trigger's variant this customer gets (core.variants)
 
     def to_record(self) -> dict[str, Any]:
-        return {
+        record = {
             "action_id": self.action_id,
             "trigger": self.trigger,
             "customer_id": self.customer_id,
@@ -147,6 +148,9 @@ class Decision:
             "payload": self.payload,
             "source_event_ids": list(self.source_event_ids),
         }
+        if self.variant is not None:
+            record["variant"] = self.variant
+        return record
 
 
 @dataclass(slots=True)
@@ -178,9 +182,11 @@ class Conversion:
     order_id: str | None
     revenue: float
     at: int
+    variant: str | None = None  # the converted decision's variant (core.variants)
+    discount: float = 0.0  # what the redeemed offer code of that decision took off the order
 
     def to_record(self) -> dict[str, Any]:
-        return {
+        record: dict[str, Any] = {
             "trigger": self.trigger,
             "group": self.group,
             "action_id": self.action_id,
@@ -189,6 +195,11 @@ class Conversion:
             "revenue": self.revenue,
             "at": self.at,
         }
+        if self.variant is not None:
+            record["variant"] = self.variant
+        if self.discount:
+            record["discount"] = self.discount
+        return record
 
 
 @dataclass(slots=True)
@@ -258,7 +269,8 @@ LINE_QUANTITY, LINE_PRICE = 0, 1
 
 Touch = list[Any]
 """A decision that may be converted, in ``CustomerState.touches``: [trigger, at, group,
-action_id] (``core.attribution``)."""
+action_id], then [variant] when it has one, then [code, discount_percent] when it made
+an offer (``core.attribution``)."""
 
 
 @dataclass(slots=True)

@@ -1,0 +1,78 @@
+"""Message variants of a trigger (A/B/n): which one a customer gets, and what it changes.
+
+A trigger's ``variants:`` maps a name to a :class:`Variant`: a ``weight`` and the
+trigger settings it overrides (``OVERRIDABLE``: template, channel, delay,
+discount_percent, valid_for, whichever the trigger has). A customer always gets
+the same variant of a trigger: the choice is a hash of (trigger, customer) with
+its own salt, so it is independent of the holdout split (``core.policy``), which
+hashes the same pair with another. Held-out customers get a variant too: the
+held-out customers of a variant are its own control group (a variant with a
+longer delay decides later, and so does its control).
+
+The hooks of a trigger with variants run under the customer's variant config
+(``core.hooks`` wraps them, once per config), so a delay or a discount applies
+where the trigger uses it; :meth:`core.context.Ctx.decide` records the name.
+A trigger without variants pays nothing: its hooks are bound as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from core.ids import unit_share
+
+if TYPE_CHECKING:
+    from core.config import TriggerConfig
+
+OVERRIDABLE = ("template", "channel", "delay", "discount_percent", "valid_for")
+"""Settings a variant may override, when its trigger has them."""
+
+SALT = "variant"  # the holdout hashes with "holdout": the two splits are independent
+
+C = TypeVar("C", bound="TriggerConfig")
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One variant: its share of the traffic (relative to the others) and its overrides."""
+
+    weight: float = 1.0
+    overrides: dict[str, Any] = field(default_factory=dict)  # setting -> value, file-validated
+
+
+def choose(variants: dict[str, Variant], trigger: str, customer_id: str) -> str:
+    """The variant ``customer_id`` gets for ``trigger``: stable, weighted, its own hash."""
+    total = 0.0
+    for v in variants.values():
+        total += v.weight
+    point = unit_share(SALT, trigger, customer_id) * total
+    name = ""
+    for name, v in variants.items():
+        point -= v.weight
+        if point < 0:
+            return name
+    return name  # float rounding at the very top: the last one
+
+
+def configs(tcfg: C) -> dict[str, C]:
+    """Each variant's trigger config: ``tcfg`` with the variant's overrides."""
+    return {name: replace(tcfg, **v.overrides) for name, v in tcfg.variants.items()}
+
+
+def picker(trigger: str, tcfg: C) -> Callable[[str], C]:
+    """customer_id -> the config of the variant that customer gets (bound once per config)."""
+    table = configs(tcfg)
+    variants = tcfg.variants
+
+    def pick(customer_id: str) -> C:
+        return table[choose(variants, trigger, customer_id)]
+
+    return pick
+
+
+def share(variants: dict[str, Variant], name: str) -> float:
+    """The share of customers assigned to variant ``name``."""
+    total = sum(v.weight for v in variants.values())
+    return variants[name].weight / total if total > 0 else 0.0
