@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from core.durations import DAY, MINUTE, SECOND
+from core.roi import Costs
 from core.variants import Variant
 
 T = TypeVar("T")
@@ -120,3 +121,4 @@ class Config:
     policy: PolicyConfig = PolicyConfig()
     # every registered trigger (core.triggers), in registry order
     triggers: dict[str, TriggerConfig] = field(default_factory=_default_triggers)
+    costs: Costs = field(default_factory=Costs)  # per message and channel, for ROI (core.roi)
