@@ -12,6 +12,7 @@ interval. Seeded: the same arguments give the same file.
 
 from __future__ import annotations
 
+import argparse
 import random
 from dataclasses import replace
 from typing import Any
@@ -78,3 +79,35 @@ def experiment_events(
             )
     events.sort(key=lambda e: e["ts"])
     return events
+
+
+def lifts(text: str) -> dict[str, float]:
+    """``--experiment A=0.02,B=0.08``: each variant's lift of the conversion rate."""
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            lift = float(value)
+        except ValueError:
+            lift = float("nan")
+        if not sep or not name.strip() or not -1 < lift < 1:
+            raise argparse.ArgumentTypeError(
+                f"expected variant=lift pairs like A=0.02,B=0.08, got {part!r}"
+            )
+        out[name.strip()] = lift
+    return out
+
+
+def check(cfg: Config, lift: dict[str, float], base: float) -> str:
+    """Why these lifts cannot be simulated under ``cfg``, or ``""``."""
+    variants = cfg.triggers[TRIGGER].variants
+    unknown = sorted(set(lift) - set(variants))
+    if unknown:
+        known = ", ".join(variants) or "none: give --config with triggers.abandoned_cart.variants"
+        return (
+            f"--experiment names variants abandoned_cart does not have: {unknown} (it has {known})"
+        )
+    worst = [name for name, value in lift.items() if not 0 <= base + value <= 1]
+    if worst:
+        return f"--base-rate plus the lift of {worst[0]} is not a probability from 0 to 1"
+    return ""
