@@ -38,7 +38,7 @@ def touched(state: CustomerState, decision: Decision) -> None:
     touch = [decision.trigger, decision.decided_at, group, decision.action_id]
     variant, code = decision.variant, decision.payload.get("code")
     if variant is not None or code is not None:
-        touch.append(variant)
+        touch += [variant, decision.variant_share]
         if code is not None:
             touch += [code, decision.payload.get("discount_percent") or 0]
     touches.append(touch)
@@ -57,7 +57,7 @@ def on_order(ctx: Ctx, ev: Event) -> None:
             continue
         if chosen is None:
             chosen = i
-        if code is None or (len(touch) > 5 and touch[5] == code):
+        if code is None or (len(touch) > 6 and touch[6] == code):
             chosen = i
             break
     if chosen is None:
@@ -65,8 +65,8 @@ def on_order(ctx: Ctx, ev: Event) -> None:
     touch = state.touches.pop(chosen)
     total = ev.total or 0.0
     discount = 0.0
-    if code is not None and len(touch) > 5 and touch[5] == code and 0 < touch[6] < 100:
-        discount = round(total * touch[6] / (100 - touch[6]), 2)
+    if code is not None and len(touch) > 6 and touch[6] == code and 0 < touch[7] < 100:
+        discount = round(total * touch[7] / (100 - touch[7]), 2)
     ctx.conversions.append(
         Conversion(
             touch[0],
@@ -78,5 +78,6 @@ def on_order(ctx: Ctx, ev: Event) -> None:
             ev.ts,
             touch[4] if len(touch) > 4 else None,
             discount,
+            touch[5] if len(touch) > 5 else 0.0,
         )
     )

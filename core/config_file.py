@@ -274,7 +274,9 @@ class _Reader:
             parsed = self.dataclass(tcfg, overrides, key, trigger)
             out[name] = Variant(weight, {k.value: getattr(parsed, k.value) for k, _ in settings})
         if len(self.problems) == before and len(out) == 1:
-            self.problem(node, path, "expected two or more variants to compare (or {} for none), got one")
+            self.problem(
+                node, path, "expected two or more variants to compare (or {} for none), got one"
+            )
         return out if len(self.problems) == before else _INVALID
 
     def scalar(self, node: yaml.Node, key: str) -> Any:

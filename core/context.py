@@ -8,7 +8,7 @@ from core import attribution, policy
 from core.config import Config, TriggerConfig
 from core.ids import action_id
 from core.model import CustomerState, Decision, Stage, StageChange, Status, Step, TimerChange
-from core.variants import choose
+from core.variants import choose, share
 
 _ELIGIBLE: frozenset[Status] = frozenset({"send", "shadow", "held_out", "deferred_quiet_hours"})
 
@@ -68,10 +68,11 @@ class Ctx(Step):
         # With variants, the hooks already run under the customer's variant (core.hooks):
         # its channel and other settings are in tcfg; here the decision records its name.
         variants = tcfg.variants
-        variant = None
+        variant, variant_share = None, 0.0
         chan = channel or tcfg.channel
         if variants:
             variant = choose(variants, trigger, customer_id)
+            variant_share = share(variants, variant)
             chan = channel or variants[variant].overrides.get("channel", chan)
         status, why = policy.status_for(state, trigger, tcfg, chan, now, self.cfg)
         if status == "deferred_quiet_hours":
@@ -94,6 +95,7 @@ class Ctx(Step):
             sources,
             cause_ts,
             variant,
+            variant_share,
         )
         self.decisions.append(decision)
         attribution.touched(state, decision)

@@ -58,6 +58,10 @@ class Effect:
     messages: dict[str, int] = field(default_factory=dict)  # sent decisions by channel
     discount: float = 0.0  # given away by redeemed offer codes
     variants: dict[str, Effect] = field(default_factory=dict)  # by variant name, if any
+    # Sums of 1 / the variant's share at decision time (core.bandit): inverse-probability
+    # weights, so a variant's rate stays unbiased while its share moves.
+    weight_sent: float = 0.0
+    weight_converted: float = 0.0
 
     def decided(self, decision: Decision) -> None:
         self._decided(decision)
@@ -73,6 +77,8 @@ class Effect:
         if group == "sent":
             self.sent += 1
             self.messages[decision.channel] = self.messages.get(decision.channel, 0) + 1
+            if decision.variant_share > 0:
+                self.weight_sent += 1 / decision.variant_share
         elif group == "held_out":
             self.held_out += 1
 
@@ -89,6 +95,8 @@ class Effect:
             self.conversions_sent += 1
             self.revenue_sent += conversion.revenue
             self.discount += conversion.discount
+            if conversion.variant_share > 0:
+                self.weight_converted += 1 / conversion.variant_share
         else:
             self.conversions_held_out += 1
             self.revenue_held_out += conversion.revenue
@@ -105,6 +113,8 @@ class Effect:
         for channel, n in other.messages.items():
             self.messages[channel] = self.messages.get(channel, 0) + n
         self.discount += other.discount
+        self.weight_sent += other.weight_sent
+        self.weight_converted += other.weight_converted
         for name, variant in other.variants.items():
             self.variants.setdefault(name, Effect()).add(variant)
 
@@ -122,6 +132,7 @@ class Effect:
             for name in names:
                 v = self.variants[name]
                 figures = v.figures(costs or Costs())
+                figures["rate_weighted"] = v.rate_weighted()
                 if name != base:
                     versus = sequential.compare(
                         a.sent, a.conversions_sent, v.sent, v.conversions_sent
@@ -130,9 +141,16 @@ class Effect:
                         "first": base,
                         **versus.to_dict(),
                         "verdict": versus.verdict(name, base),
+                        "diff_weighted": _difference(v.rate_weighted(), a.rate_weighted()),
                     }
                 out["variants"][name] = figures
         return out
+
+    def rate_weighted(self) -> float | None:
+        """Conversion rate of sent decisions, each weighted by 1 / its variant's share then."""
+        if self.weight_sent <= 0:
+            return None
+        return round(self.weight_converted / self.weight_sent, 6)
 
     def figures(self, costs: Costs) -> dict[str, Any]:
         diff, ci = uplift(
@@ -169,3 +187,7 @@ class Effect:
             ),
         }
         return figures
+
+
+def _difference(b: float | None, a: float | None) -> float | None:
+    return None if a is None or b is None else round(b - a, 6)

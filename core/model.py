@@ -135,6 +135,7 @@ class Decision:
     source_event_ids: tuple[str, ...]
     cause_ts: int = 0  # event time of the cause (event ts or timer due), for lag metrics
     variant: str | None = None  # the trigger's variant this customer gets (core.variants)
+    variant_share: float = 0.0  # that variant's share of the trigger's customers then
 
     def to_record(self) -> dict[str, Any]:
         record = {
@@ -150,6 +151,7 @@ class Decision:
         }
         if self.variant is not None:
             record["variant"] = self.variant
+            record["variant_share"] = self.variant_share
         return record
 
 
@@ -184,6 +186,7 @@ class Conversion:
     at: int
     variant: str | None = None  # the converted decision's variant (core.variants)
     discount: float = 0.0  # what the redeemed offer code of that decision took off the order
+    variant_share: float = 0.0  # the variant's share when that decision was made
 
     def to_record(self) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -197,6 +200,7 @@ class Conversion:
         }
         if self.variant is not None:
             record["variant"] = self.variant
+            record["variant_share"] = self.variant_share
         if self.discount:
             record["discount"] = self.discount
         return record
@@ -269,8 +273,8 @@ LINE_QUANTITY, LINE_PRICE = 0, 1
 
 Touch = list[Any]
 """A decision that may be converted, in ``CustomerState.touches``: [trigger, at, group,
-action_id], then [variant] when it has one, then [code, discount_percent] when it made
-an offer (``core.attribution``)."""
+action_id], then [variant, variant_share] when it has one (or [None, 0]), then [code,
+discount_percent] when it made an offer (``core.attribution``)."""
 
 
 @dataclass(slots=True)

@@ -26,6 +26,7 @@ from core.effect import Effect
 from core.model import Conversion, Decision
 from kairos import inputs
 from kairos.arguments import number
+from kairos.errors import UserError
 from kairos.experiment_text import experiment_lines, first_variants
 from stream import topics
 
@@ -40,6 +41,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--config",
         help="trigger config file, for message costs and variant order (default: built-in)",
     )
+    parser.add_argument(
+        "--allocate",
+        type=number(0, 0.5),
+        metavar="FLOOR",
+        help="print the next Thompson-sampling weights of each trigger's variants, none below "
+        "FLOOR (e.g. 0.1), as `kairos triggers set` commands (needs --config; kairos/allocate.py)",
+    )
+    parser.add_argument("--apply", action="store_true", help="with --allocate: set them live")
+    parser.add_argument("--redis", help="with --apply: Redis URL (default: $REDIS_URL)")
 
 
 async def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[dict[str, Any]]:
@@ -111,6 +121,7 @@ def tally(actions: list[dict[str, Any]], conversions: list[dict[str, Any]]) -> d
             tuple(a.get("source_event_ids") or ()),
             0,
             a.get("variant") if isinstance(a.get("variant"), str) else None,
+            float(a.get("variant_share") or 0.0),
         )
         effects.setdefault(decision.trigger, Effect()).decided(decision)
     converted: set[str] = set()
@@ -128,6 +139,7 @@ def tally(actions: list[dict[str, Any]], conversions: list[dict[str, Any]]) -> d
             int(c.get("at") or 0),
             c.get("variant") if isinstance(c.get("variant"), str) else None,
             float(c.get("discount") or 0.0),
+            float(c.get("variant_share") or 0.0),
         )
         effects.setdefault(conversion.trigger, Effect()).converted(conversion)
     return effects
@@ -193,10 +205,18 @@ async def build_report(
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.apply and args.allocate is None:
+        raise UserError("--apply sets what --allocate computes: give --allocate FLOOR too")
+    if args.allocate is not None and not args.config:
+        raise UserError("--allocate needs the config whose variants it weighs: give --config")
     cfg = inputs.campaign_config(args.config) if args.config else None
     broker = inputs.broker(args.bootstrap)
     with inputs.reaching("Kafka broker", broker):
         report = asyncio.run(build_report(broker.value, args.timeout, cfg))
+    if args.allocate is not None and cfg is not None:
+        from kairos import allocate
+
+        return allocate.run(report, cfg, args)
     if args.json:
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:

@@ -22,7 +22,7 @@ from kafka_helpers import produce
 from core.config_file import load_config
 from core.driver import Driver, Outputs
 from kairos.experiment_sim import experiment_events
-from kairos.launcher import resolve_broker_bin, start_broker
+from kairos.launcher import resolve_broker_bin, resolve_redis_bin, start_broker, start_redis
 from stream.events import decode_line
 
 pytestmark = pytest.mark.integration
@@ -101,3 +101,65 @@ async def test_report_on_topics_equals_replay_of_the_events(
 
     assert block(text) == block(replay_text)
     assert any("vs short:" in line for line in block(text))
+
+
+@pytest.fixture(scope="module")
+def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis of this module's own: the live overrides it sets touch no other test."""
+    server = start_redis(resolve_redis_bin(), log_dir=tmp_path_factory.mktemp("redis"))
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+async def test_allocate_publishes_thompson_weights_as_live_config(
+    own_bootstrap: str, own_redis: str, tmp_path: Path
+) -> None:
+    """``kairos report --allocate 0.1 --apply``: the better variant gets more, none under 10%,
+    set as one live override the workers' effective config (and its decisions) follow."""
+    from core.config_file import parse_config
+    from state import override_store, overrides
+
+    # The first test published actions in which "late" (+10 points) beats "short" (+3).
+    config = tmp_path / "triggers.yaml"
+    config.write_text(CONFIG)
+    printed = kairos(
+        "report",
+        "--bootstrap",
+        own_bootstrap,
+        "--config",
+        str(config),
+        "--allocate",
+        "0.1",
+        "--apply",
+        "--redis",
+        own_redis,
+        "--timeout",
+        "60",
+    ).decode()
+    assert printed.startswith("kairos triggers set abandoned_cart variants ")
+    import redis
+
+    client = redis.Redis.from_url(own_redis)
+    try:
+        live = override_store.read_overrides(client)
+    finally:
+        client.close()
+    value = live["triggers.abandoned_cart.variants"]
+    cfg, problems = overrides.apply_overrides(load_config(config), live)
+    assert not problems
+    variants = cfg.triggers["abandoned_cart"].variants
+    assert variants["late"].weight > 0.85 and variants["short"].weight >= 0.1
+    assert variants["late"].overrides == {"delay": 7_200_000, "channel": "sms"}
+    assert parse_config(f"triggers: {{abandoned_cart: {{variants: {value}}}}}", "x") is not None
+    # Decisions under the published allocation record the share in force.
+    out = Outputs()
+    driver = Driver(cfg, out)
+    for e in experiment_events(cfg, 400, {}, seed=9):
+        if e["type"] == "add_to_cart":
+            driver.send(decode_line(orjson.dumps(e)))  # type: ignore[arg-type]
+    driver.advance(1_767_258_000_000 + 400 * 7_000 + 3 * 3_600_000)
+    shares = {d.variant: d.variant_share for d in out.decisions if d.trigger == "abandoned_cart"}
+    total = variants["late"].weight + variants["short"].weight
+    assert shares["late"] == pytest.approx(variants["late"].weight / total)
