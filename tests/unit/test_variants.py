@@ -309,3 +309,29 @@ def test_records_with_variants_and_discounts_validate_against_the_contract() -> 
     (conv,) = out.conversions
     assert conv.discount > 0
     conversions.validate(conv.to_record())
+
+
+def test_a_handed_off_trigger_runs_under_its_own_variant() -> None:
+    """churn_alert hands at_risk customers to win_back: win_back's variant sets the discount."""
+    cfg = parse_config(
+        """
+triggers:
+  churn_alert: {win_back_offer: true}
+  win_back:
+    variants:
+      small: {discount_percent: 5}
+      big: {discount_percent: 30, valid_for: 1d}
+""",
+        "x.yaml",
+    )
+    out = Outputs()
+    driver = Driver(cfg, out)
+    for i in range(40):
+        driver.send(ev("order_placed", T0, f"c{i}", order_id=f"o{i}", total=30.0))
+    driver.advance(T0 + 40 * 24 * HOUR)  # everyone goes at_risk after 30 days
+    offers = [d for d in out.decisions if d.trigger == "win_back"]
+    assert len(offers) == 40
+    for d in offers:
+        assert d.variant == choose(cfg.triggers["win_back"].variants, "win_back", d.customer_id)
+        assert d.payload["discount_percent"] == (5 if d.variant == "small" else 30)
+    assert {d.variant for d in offers} == {"small", "big"}
