@@ -12,11 +12,10 @@ replay under the same config makes the same decisions.
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 from dataclasses import replace
 from typing import Any
-
-import yaml
 
 from core.bandit import allocation
 from core.config import Config, TriggerConfig
@@ -45,10 +44,11 @@ def allocations(
 
 
 def override_value(tcfg: TriggerConfig, shares: dict[str, float]) -> str:
-    """The trigger's ``variants`` with new weights, as one line of YAML (a flow mapping)."""
+    """The trigger's ``variants`` with new weights, as one line of YAML (JSON is YAML too, and
+    its double quotes leave single quotes free for the shell)."""
     variants = {name: Variant(shares[name], v.overrides) for name, v in tcfg.variants.items()}
     plain = config_to_dict(replace(tcfg, variants=variants))["variants"]
-    return yaml.safe_dump(plain, default_flow_style=True, sort_keys=False, width=1 << 20).strip()
+    return json.dumps(plain, ensure_ascii=False)
 
 
 def run(report: dict[str, dict[str, Any]], cfg: Config, args: argparse.Namespace) -> int:

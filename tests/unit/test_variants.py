@@ -335,3 +335,12 @@ triggers:
         assert d.variant == choose(cfg.triggers["win_back"].variants, "win_back", d.customer_id)
         assert d.payload["discount_percent"] == (5 if d.variant == "small" else 30)
     assert {d.variant for d in offers} == {"small", "big"}
+
+
+def test_the_cli_shows_a_variants_mapping_set_whole() -> None:
+    """`kairos triggers set T variants '{...}'` says old -> new, not "(unset) -> (unset)"."""
+    from kairos.triggers_cli import _value
+
+    shown = _value(parse_config(CARTS, "x.yaml"), "triggers.abandoned_cart.variants")
+    assert "B.weight: 3.0" in shown and "B.delay: 2h" in shown and "A.weight: 1.0" in shown
+    assert _value(Config(), "triggers.abandoned_cart.variants") == "(unset)"
