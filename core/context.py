@@ -8,7 +8,7 @@ from core import attribution, policy
 from core.config import Config, TriggerConfig
 from core.ids import action_id
 from core.model import CustomerState, Decision, Stage, StageChange, Status, Step, TimerChange
-from core.variants import choose, share
+from core.variants import assigned
 
 _ELIGIBLE: frozenset[Status] = frozenset({"send", "shadow", "held_out", "deferred_quiet_hours"})
 
@@ -71,8 +71,7 @@ class Ctx(Step):
         variant, variant_share = None, 0.0
         chan = channel or tcfg.channel
         if variants:
-            variant = choose(variants, trigger, customer_id)
-            variant_share = share(variants, variant)
+            variant, variant_share = assigned(state, trigger, variants)
             chan = channel or variants[variant].overrides.get("channel", chan)
         status, why = policy.status_for(state, trigger, tcfg, chan, now, self.cfg)
         if status == "deferred_quiet_hours":
@@ -83,6 +82,8 @@ class Ctx(Step):
                 status, why = "suppressed_quiet_hours", "offer expires before quiet hours end"
         if status in _ELIGIBLE:
             state.marks[trigger] = now  # cooldowns count from the last eligible decision
+            if variant is not None:
+                state.variants[trigger] = [variant, variant_share]  # kept if weights move
         decision = Decision(
             action_id(trigger, customer_id, discriminator),
             trigger,

@@ -88,25 +88,25 @@ def _per_variant(spec: TriggerSpec[Any], tcfg: TriggerConfig) -> TriggerSpec[Any
     if on_event is not None:
 
         def event(ctx: Ctx, ev: Event, cfg: Any, late: bool) -> None:
-            on_event(ctx, ev, pick(ctx.state.customer_id), late)
+            on_event(ctx, ev, pick(ctx.state), late)
 
         hooks["on_event"] = event
     if on_timer is not None:
 
         def timer(ctx: Ctx, kind: str, due: int, cfg: Any) -> None:
-            on_timer(ctx, kind, due, pick(ctx.state.customer_id))
+            on_timer(ctx, kind, due, pick(ctx.state))
 
         hooks["on_timer"] = timer
     if on_stage is not None:
 
         def stage(ctx: Ctx, change: StageChange, cfg: Any) -> None:
-            on_stage(ctx, change, pick(ctx.state.customer_id))
+            on_stage(ctx, change, pick(ctx.state))
 
         hooks["on_stage"] = stage
     if on_merge is not None:
 
         def merge(ctx: Ctx, m: Merge, cfg: Any) -> None:
-            on_merge(ctx, m, pick(ctx.state.customer_id))
+            on_merge(ctx, m, pick(ctx.state))
 
         hooks["on_merge"] = merge
     return replace(spec, **hooks)

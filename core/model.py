@@ -305,3 +305,6 @@ class CustomerState:
     touches: list[Touch] = field(default_factory=list)  # oldest first
     profile: Profile | None = None
     merged: list[str] = field(default_factory=list)  # anonymous ids merged (or asked for)
+    # trigger -> [variant, its share then]: the variant a customer was first decided under
+    # keeps applying when the weights change (core.variants)
+    variants: dict[str, list[Any]] = field(default_factory=dict)

@@ -5,7 +5,9 @@ trigger settings it overrides (``OVERRIDABLE``: template, channel, delay,
 discount_percent, valid_for, whichever the trigger has). A customer always gets
 the same variant of a trigger: the choice is a hash of (trigger, customer) with
 its own salt, so it is independent of the holdout split (``core.policy``), which
-hashes the same pair with another. Held-out customers get a variant too: the
+hashes the same pair with another. Once decided under a variant (sent, held out,
+shadow or deferred), a customer keeps it (``CustomerState.variants``) while it
+exists, even when the weights change (``core.bandit``). Held-out customers get a variant too: the
 held-out customers of a variant are its own control group (a variant with a
 longer delay decides later, and so does its control).
 
@@ -25,6 +27,7 @@ from core.ids import unit_share
 
 if TYPE_CHECKING:
     from core.config import TriggerConfig
+    from core.model import CustomerState
 
 OVERRIDABLE = ("template", "channel", "delay", "discount_percent", "valid_for")
 """Settings a variant may override, when its trigger has them."""
@@ -62,15 +65,19 @@ def configs(tcfg: C) -> dict[str, C]:
     return {name: replace(tcfg, **v.overrides) for name, v in tcfg.variants.items()}
 
 
-def picker(trigger: str, tcfg: C) -> Callable[[str], C]:
-    """customer_id -> the config of the variant that customer gets (bound once per config)."""
+def picker(trigger: str, tcfg: C) -> Callable[[CustomerState], C]:
+    """A customer's state -> the config of their variant (bound once per config)."""
     table = configs(tcfg)
     variants = tcfg.variants
     # Hooks ask on every event they listen to; a hash each time made a replay with
     # variants on three triggers 40% slower. Bounded: it holds recent customers only.
     known: dict[str, C] = {}
 
-    def pick(customer_id: str) -> C:
+    def pick(state: CustomerState) -> C:
+        kept = state.variants.get(trigger)
+        if kept is not None and kept[0] in table:
+            return table[kept[0]]
+        customer_id = state.customer_id
         cfg = known.get(customer_id)
         if cfg is None:
             if len(known) >= _KNOWN:
@@ -79,6 +86,16 @@ def picker(trigger: str, tcfg: C) -> Callable[[str], C]:
         return cfg
 
     return pick
+
+
+def assigned(state: CustomerState, trigger: str, variants: dict[str, Variant]) -> tuple[str, float]:
+    """The customer's variant of ``trigger`` and its share: the one they were first decided
+    under while it exists (weights may have moved since), else the hash's choice now."""
+    kept = state.variants.get(trigger)
+    if kept is not None and kept[0] in variants:
+        return kept[0], kept[1]
+    name = choose(variants, trigger, state.customer_id)
+    return name, share(variants, name)
 
 
 def share(variants: dict[str, Variant], name: str) -> float:

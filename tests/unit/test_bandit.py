@@ -95,3 +95,53 @@ def test_weighting_by_inverse_share_removes_the_bias_of_a_moving_allocation() ->
     assert naive > 0.02  # a false "B is better" from the allocation alone
     assert abs(weighted) < 0.006, weighted
     assert s["variants"]["A"]["rate_weighted"] == pytest.approx(0.06, abs=0.005)
+
+
+def test_a_customer_keeps_their_variant_when_the_weights_move() -> None:
+    """Decided under 50/50, then the allocation moves to 10/90: customers already decided
+    keep their variant (and its share then), new ones follow the new weights."""
+    from dataclasses import replace
+
+    from core.variants import Variant
+    from state import codec
+
+    text = "triggers:\n  abandoned_cart:\n    variants:\n      A: {}\n      B: {}\n"
+    before = parse_config(text, "x.yaml")
+    tcfg = before.triggers["abandoned_cart"]
+    moved = {"A": Variant(0.1), "B": Variant(0.9)}
+    after = replace(
+        before, triggers={**before.triggers, "abandoned_cart": replace(tcfg, variants=moved)}
+    )
+    out = Outputs()
+    driver = Driver(before, out)
+    for i in range(200):
+        driver.send(Event(f"e{i}", "add_to_cart", f"c{i}", T0, product_id="p", price=5.0))
+    driver.advance(T0 + 3_600_000)
+    first = {
+        d.customer_id: (d.variant, d.variant_share)
+        for d in out.decisions
+        if d.trigger == "abandoned_cart"
+    }
+    assert set(first.values()) == {("A", 0.5), ("B", 0.5)}
+    # The state carries the assignment through the changelog.
+    state = driver.state("c0")
+    assert (
+        codec.decode(codec.encode(state)).variants
+        == state.variants
+        == {"abandoned_cart": list(first["c0"])}
+    )
+
+    driver.cfg = after  # what a live config change does to a worker
+    out.decisions.clear()
+    for i in range(400):  # the old customers' second carts, and new customers
+        driver.send(Event(f"f{i}", "remove_from_cart", f"c{i}", T0 + 7_200_000, product_id="p"))
+        driver.send(
+            Event(f"g{i}", "add_to_cart", f"c{i}", T0 + 7_200_001, product_id="q", price=5.0)
+        )
+    driver.advance(T0 + 4 * 3_600_000)
+    second = [d for d in out.decisions if d.trigger == "abandoned_cart"]
+    old = [d for d in second if d.customer_id in first]
+    new = [d for d in second if d.customer_id not in first]
+    assert old and all((d.variant, d.variant_share) == first[d.customer_id] for d in old)
+    assert {d.variant_share for d in new} == {0.1, 0.9}
+    assert sum(d.variant == "B" for d in new) > 0.8 * len(new)
