@@ -47,7 +47,7 @@ def allocation(results: dict[str, tuple[int, int]], floor: float) -> dict[str, f
     if k == 0:
         return {}
     if not 0 <= floor <= 1 / k:
-        raise ValueError(f"a floor of {floor:g} for {k} variants: expected 0 to {1 / k:g}")
+        raise ValueError(f"a floor of {floor:g} for {k} variants: expected 0 to {1 / k:.4g}")
     best = chance_best(results)
     free = 1 - k * floor
     return {name: round(floor + free * p, 4) for name, p in best.items()}

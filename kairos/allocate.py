@@ -53,8 +53,12 @@ def override_value(tcfg: TriggerConfig, shares: dict[str, float]) -> str:
 
 def run(report: dict[str, dict[str, Any]], cfg: Config, args: argparse.Namespace) -> int:
     from kairos import triggers_cli
+    from kairos.errors import UserError
 
-    planned = allocations(report, cfg, args.allocate)
+    try:
+        planned = allocations(report, cfg, args.allocate)
+    except ValueError as exc:  # a floor the variants cannot all have
+        raise UserError(f"--allocate: {exc}") from None
     if not planned:
         print("no trigger has variants in the config: nothing to allocate")
         return 0
