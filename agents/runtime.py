@@ -20,8 +20,9 @@ import orjson
 
 from agents.checkpoint import Checkpoint
 from core import engine, identity
+from core.attribution import GROUP_OF
 from core.config import Config
-from core.model import STAGES, Step
+from core.model import STAGES, Decision, Step
 from monitoring import metrics
 from state import codec
 from state.store import CustomerStore
@@ -318,6 +319,7 @@ class Runtime:
                     max(0, wall - d.cause_ts) / 1000
                 )
                 add(topics.ACTIONS, partition, d.customer_id, d.to_record(), lane)
+                self._experiment_metrics(d)
         for g in step.segment_changes:
             self._child(metrics.SEGMENT_CHANGES, g.kind, g.name, g.change).inc()
             if g.kind == "audience":
@@ -328,6 +330,22 @@ class Runtime:
             self._child(metrics.CONVERSIONS, c.trigger, c.group).inc()
             self._child(metrics.CONVERSION_REVENUE, c.trigger, c.group).inc(c.revenue)
             add(topics.CONVERSIONS, partition, c.customer_id, c.to_record(), lane)
+            if c.variant is not None:
+                self._child(metrics.VARIANT_CONVERSIONS, c.trigger, c.variant, c.group).inc()
+                self._child(metrics.VARIANT_CONVERSION_REVENUE, c.trigger, c.variant, c.group).inc(
+                    c.revenue
+                )
+            if c.discount:
+                self._child(metrics.CONVERSION_DISCOUNT, c.trigger).inc(c.discount)
+
+    def _experiment_metrics(self, d: Decision) -> None:
+        """Per variant, and what a message decided to send costs (``core.roi``)."""
+        if d.variant is not None:
+            self._child(metrics.VARIANT_DECISIONS, d.trigger, d.variant, d.status).inc()
+        if GROUP_OF.get(d.status) == "sent":
+            self._child(metrics.MESSAGE_COST, d.trigger, d.channel).inc(
+                self.cfg.costs.of(d.channel)
+            )
 
     async def flush(self) -> None:
         """Persist every effect so far, outputs before states (``agents/checkpoint.py``)."""

@@ -47,6 +47,7 @@ class Action:
     payload: Mapping[str, Any] = field(default_factory=dict)
     source_event_ids: tuple[str, ...] = ()
     redeliveries: int = 0  # rounds already tried for a provider that was down
+    variant: str = ""  # the trigger's variant (core.variants): its template, if it has one
 
     @property
     def expires_at(self) -> int | float | None:
@@ -73,6 +74,8 @@ class Action:
         }
         if self.redeliveries:
             record["redeliveries"] = self.redeliveries
+        if self.variant:
+            record["variant"] = self.variant
         return record
 
     def to_json(self) -> bytes:
@@ -124,6 +127,7 @@ def action_from_record(record: Any) -> Action | BadAction:
             payload=payload,
             source_event_ids=tuple(str(s) for s in sources) if isinstance(sources, list) else (),
             redeliveries=int(redeliveries),
+            variant=_text(record, "variant", required=False),
         )
     except ValueError as exc:
         return BadAction(str(exc))

@@ -64,8 +64,14 @@ def priority(cfg: Config, action: Action) -> int:
 
 
 def template(cfg: Config, action: Action) -> str:
+    """The trigger's template, or its variant's when the action names a variant that has one."""
     tcfg = cfg.triggers.get(action.trigger)
-    return tcfg.template if tcfg is not None else ""
+    if tcfg is None:
+        return ""
+    variant = tcfg.variants.get(action.variant) if action.variant else None
+    if variant is not None:
+        return str(variant.overrides.get("template", tcfg.template))
+    return tcfg.template
 
 
 def capped(cfg: Config, action: Action) -> bool:

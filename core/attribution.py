@@ -4,6 +4,13 @@ A decision counts as a touch when the customer was eligible: sent (or deferred,
 or shadow) and held out alike, so the two groups are comparable
 (intent-to-treat). An ``order_placed`` within the trigger's
 ``attribution_window`` after the most recent touch converts it, once.
+
+An order that redeems an offer (``properties.code`` of ``order_placed`` equal to
+the ``code`` of a decision's payload, as ``limited_time_offer`` and ``win_back``
+make) converts that decision rather than the most recent one, and its conversion
+carries the ``discount`` the code took off: ``total`` is what the customer paid,
+so ``total * percent / (100 - percent)``. A conversion also carries the
+decision's ``variant`` (``core.variants``).
 """
 
 from __future__ import annotations
@@ -28,7 +35,13 @@ def touched(state: CustomerState, decision: Decision) -> None:
     if group is None:
         return
     touches = state.touches
-    touches.append([decision.trigger, decision.decided_at, group, decision.action_id])
+    touch = [decision.trigger, decision.decided_at, group, decision.action_id]
+    variant, code = decision.variant, decision.payload.get("code")
+    if variant is not None or code is not None:
+        touch += [variant, decision.variant_share]
+        if code is not None:
+            touch += [code, decision.payload.get("discount_percent") or 0]
+    touches.append(touch)
     if len(touches) > _MAX_TOUCHES:
         del touches[0]
 
@@ -55,15 +68,36 @@ def on_deal(ctx: Ctx, ev: Event, trigger: str) -> None:
 
 def on_order(ctx: Ctx, ev: Event) -> None:
     state, triggers = ctx.state, ctx.cfg.triggers
+    code = ev.properties.get("code") if ev.properties else None
+    chosen = None
     for i in range(len(state.touches) - 1, -1, -1):
-        trigger, at, group, action_id = state.touches[i]
-        tcfg = triggers.get(trigger)
-        if tcfg is None or not at <= ev.ts <= at + tcfg.attribution_window:
+        touch = state.touches[i]
+        tcfg = triggers.get(touch[0])
+        if tcfg is None or not touch[1] <= ev.ts <= touch[1] + tcfg.attribution_window:
             continue
-        del state.touches[i]
-        ctx.conversions.append(
-            Conversion(
-                trigger, group, action_id, state.customer_id, ev.order_id, ev.total or 0.0, ev.ts
-            )
-        )
+        if chosen is None:
+            chosen = i
+        if code is None or (len(touch) > 6 and touch[6] == code):
+            chosen = i
+            break
+    if chosen is None:
         return
+    touch = state.touches.pop(chosen)
+    total = ev.total or 0.0
+    discount = 0.0
+    if code is not None and len(touch) > 6 and touch[6] == code and 0 < touch[7] < 100:
+        discount = round(total * touch[7] / (100 - touch[7]), 2)
+    ctx.conversions.append(
+        Conversion(
+            touch[0],
+            touch[2],
+            touch[3],
+            state.customer_id,
+            ev.order_id,
+            total,
+            ev.ts,
+            touch[4] if len(touch) > 4 else None,
+            discount,
+            touch[5] if len(touch) > 5 else 0.0,
+        )
+    )

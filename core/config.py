@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from core.durations import DAY, MINUTE, SECOND
+from core.roi import Costs
 from core.segments_config import AudienceDef, ScoresConfig, TagRule
+from core.variants import Variant
 
 T = TypeVar("T")
 
@@ -90,6 +92,8 @@ class TriggerConfig:
     # who the trigger is for: a named audience or an expression (core.audience_expr);
     # "" is everyone
     audience: str = ""
+    # name -> weight and overrides (core.variants); empty: one message for everyone
+    variants: dict[str, Variant] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,3 +129,4 @@ class Config:
     audiences: tuple[AudienceDef, ...] = field(default=(), metadata={"section": True})
     tags: tuple[TagRule, ...] = field(default=(), metadata={"section": True})
     scores: ScoresConfig = field(default=ScoresConfig(), metadata={"section": True})
+    costs: Costs = field(default_factory=Costs)  # per message and channel, for ROI (core.roi)

@@ -33,6 +33,7 @@ from core.segments_file import read_section
 from core.segments_file import to_plain as section_to_plain
 from core.templates import template_fields, template_vars
 from core.triggers import TRIGGER_TYPES
+from core.variants import OVERRIDABLE, Variant
 
 T = TypeVar("T")
 
@@ -120,6 +121,10 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
 
 
 def _to_plain(value: Any, is_duration: bool) -> Any:
+    if isinstance(value, Variant):  # its overrides in their file form, weight first
+        return {"weight": value.weight} | {
+            k: _to_plain(v, k in ("delay", "valid_for")) for k, v in value.overrides.items()
+        }
     if is_duration:
         return "0s" if value == 0 else format_duration(value)
     if is_dataclass(value) and not isinstance(value, type):
@@ -216,8 +221,10 @@ class _Reader:
                 self.unknown(knode, key, what, known)
                 continue
             hint = _hints(cls)[name]  # type: ignore[arg-type]  # a class is Hashable
-            if getattr(hint, "__origin__", None) is dict:
-                value: Any = self.triggers(getattr(base, name), vnode, key)
+            if name == "variants" and trigger is not None:
+                value: Any = self.variants(base, vnode, key, trigger)
+            elif getattr(hint, "__origin__", None) is dict:
+                value = self.triggers(getattr(base, name), vnode, key)
             elif f.metadata.get("section"):  # audiences, tags, scores: core.segments_file
                 value = read_section(self, name, getattr(base, name), vnode, key)
                 value = _INVALID if value is None else value
@@ -241,6 +248,49 @@ class _Reader:
             current = merged.get(name) or TRIGGER_TYPES[name]()
             merged[name] = self.dataclass(current, vnode, key, name)
         return merged
+
+    def variants(self, tcfg: Any, node: yaml.Node, path: str, trigger: str) -> object:
+        """A trigger's ``variants:``: name -> ``weight`` and overrides of its own settings.
+
+        Each override is validated as the trigger's own setting would be (a variant's
+        template may use the trigger's variables, its channel must be a channel...).
+        """
+        if isinstance(node, yaml.ScalarNode) and node.tag == _NULL:
+            return {}  # `variants:` left empty: none
+        entries = self.entries(node, path)
+        if not isinstance(node, yaml.MappingNode):
+            return _INVALID
+        before = len(self.problems)
+        allowed = [name for name in OVERRIDABLE if name in {f.name for f in fields(tcfg)}]
+        out: dict[str, Variant] = {}
+        for name, knode, vnode in entries:
+            key = f"{path}.{name}"
+            if not name.isidentifier():
+                self.problem(knode, key, "a variant's name must be a word of letters, digits and _")
+                continue
+            weight, settings = 1.0, []
+            for setting_name, sknode, svnode in self.entries(vnode, key):
+                skey = f"{key}.{setting_name}"
+                if setting_name == "weight":
+                    given = self.scalar(svnode, skey)
+                    ok = isinstance(given, int | float) and not isinstance(given, bool)
+                    if not ok or not given > 0:
+                        self.expected(svnode, skey, "a weight above 0, like 1 or 0.5")
+                    else:
+                        weight = float(given)
+                elif setting_name in allowed:
+                    settings.append((sknode, svnode))
+                else:
+                    valid = ["weight", *allowed]
+                    self.unknown(sknode, skey, f"variant setting of {trigger}", valid)
+            overrides = yaml.MappingNode("tag:yaml.org,2002:map", settings)
+            parsed = self.dataclass(tcfg, overrides, key, trigger)
+            out[name] = Variant(weight, {k.value: getattr(parsed, k.value) for k, _ in settings})
+        if len(self.problems) == before and len(out) == 1:
+            self.problem(
+                node, path, "expected two or more variants to compare (or {} for none), got one"
+            )
+        return out if len(self.problems) == before else _INVALID
 
     def scalar(self, node: yaml.Node, key: str) -> Any:
         if not isinstance(node, yaml.ScalarNode):

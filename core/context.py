@@ -8,6 +8,7 @@ from core import attribution, policy, segments
 from core.config import Config, TriggerConfig
 from core.ids import action_id
 from core.model import CustomerState, Decision, Stage, StageChange, Status, Step, TimerChange
+from core.variants import assigned
 
 _ELIGIBLE: frozenset[Status] = frozenset({"send", "shadow", "held_out", "deferred_quiet_hours"})
 
@@ -70,7 +71,14 @@ class Ctx(Step):
         if tcfg.audience and not segments.bound(self.cfg).admits(tcfg.audience, state, now):
             return None
         customer_id = state.customer_id
+        # With variants, the hooks already run under the customer's variant (core.hooks):
+        # its channel and other settings are in tcfg; here the decision records its name.
+        variants = tcfg.variants
+        variant, variant_share = None, 0.0
         chan = channel or tcfg.channel
+        if variants:
+            variant, variant_share = assigned(state, trigger, variants)
+            chan = channel or variants[variant].overrides.get("channel", chan)
         status, why = policy.status_for(state, trigger, tcfg, chan, now, self.cfg)
         if status == "deferred_quiet_hours":
             deliver_at = policy.quiet_hours_end(state, now, self.cfg)
@@ -80,6 +88,8 @@ class Ctx(Step):
                 status, why = "suppressed_quiet_hours", "offer expires before quiet hours end"
         if status in _ELIGIBLE:
             state.marks[trigger] = now  # cooldowns count from the last eligible decision
+            if variant is not None:
+                state.variants[trigger] = [variant, variant_share]  # kept if weights move
         decision = Decision(
             action_id(trigger, customer_id, discriminator),
             trigger,
@@ -91,6 +101,8 @@ class Ctx(Step):
             payload,
             sources,
             cause_ts,
+            variant,
+            variant_share,
         )
         self.decisions.append(decision)
         attribution.touched(state, decision)

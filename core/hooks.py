@@ -7,12 +7,16 @@ one dict entry and calls what is there.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from core import journey, segments
 from core.config import Config, TriggerConfig
-from core.trigger import EventHook, MergeHook, StageHook, TimerHook
+from core.context import Ctx
+from core.model import Event, StageChange
+from core.trigger import EventHook, Merge, MergeHook, StageHook, TimerHook, TriggerSpec
 from core.triggers import SPECS
+from core.variants import picker
 
 # (hook, its trigger's config), in registration order
 EventHooks = tuple[tuple[EventHook[Any], TriggerConfig], ...]
@@ -38,6 +42,8 @@ class Hooks:
             tcfg = cfg.triggers.get(spec.name)  # None: registered after this config was made
             if tcfg is not None and not isinstance(tcfg, spec.config):
                 raise TypeError(f"triggers.{spec.name}: expected {spec.config.__name__}")
+            if tcfg is not None and tcfg.variants:
+                spec = _per_variant(spec, tcfg)
             on = tcfg is not None and tcfg.enabled
             for kind in spec.timers:
                 self.by_timer[kind] = (spec.on_timer if on else None, tcfg)
@@ -66,7 +72,50 @@ class Hooks:
             raise ValueError(f"trigger {source!r} hands off to {target!r}, which has no stage hook")
         tcfg = self.cfg.triggers.get(target)
         if wanted and tcfg is not None and tcfg.enabled:
-            self.by_stage[stage] = (*self.by_stage[stage], (other.on_stage, tcfg))
+            on_stage = other.on_stage
+            if tcfg.variants:
+                on_stage = _per_variant(other, tcfg).on_stage or on_stage
+            self.by_stage[stage] = (*self.by_stage[stage], (on_stage, tcfg))
+
+
+def _per_variant(spec: TriggerSpec[Any], tcfg: TriggerConfig) -> TriggerSpec[Any]:
+    """``spec`` with hooks that run under the customer's variant config (``core.variants``).
+
+    Only triggers with variants get these wrappers: the others keep their hooks as they are.
+    """
+    pick = picker(spec.name, tcfg)
+    on_event, on_timer, on_stage, on_merge = (
+        spec.on_event,
+        spec.on_timer,
+        spec.on_stage,
+        spec.on_merge,
+    )
+    hooks: dict[str, Any] = {}
+    if on_event is not None:
+
+        def event(ctx: Ctx, ev: Event, cfg: Any, late: bool) -> None:
+            on_event(ctx, ev, pick(ctx.state), late)
+
+        hooks["on_event"] = event
+    if on_timer is not None:
+
+        def timer(ctx: Ctx, kind: str, due: int, cfg: Any) -> None:
+            on_timer(ctx, kind, due, pick(ctx.state))
+
+        hooks["on_timer"] = timer
+    if on_stage is not None:
+
+        def stage(ctx: Ctx, change: StageChange, cfg: Any) -> None:
+            on_stage(ctx, change, pick(ctx.state))
+
+        hooks["on_stage"] = stage
+    if on_merge is not None:
+
+        def merge(ctx: Ctx, m: Merge, cfg: Any) -> None:
+            on_merge(ctx, m, pick(ctx.state))
+
+        hooks["on_merge"] = merge
+    return replace(spec, **hooks)
 
 
 _BOUND: dict[int, Hooks] = {}  # by id(config); each entry keeps its config alive

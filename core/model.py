@@ -135,9 +135,11 @@ class Decision:
     payload: dict[str, Any]
     source_event_ids: tuple[str, ...]
     cause_ts: int = 0  # event time of the cause (event ts or timer due), for lag metrics
+    variant: str | None = None  # the trigger's variant this customer gets (core.variants)
+    variant_share: float = 0.0  # that variant's share of the trigger's customers then
 
     def to_record(self) -> dict[str, Any]:
-        return {
+        record = {
             "action_id": self.action_id,
             "trigger": self.trigger,
             "customer_id": self.customer_id,
@@ -148,6 +150,10 @@ class Decision:
             "payload": self.payload,
             "source_event_ids": list(self.source_event_ids),
         }
+        if self.variant is not None:
+            record["variant"] = self.variant
+            record["variant_share"] = self.variant_share
+        return record
 
 
 @dataclass(slots=True)
@@ -207,9 +213,12 @@ class Conversion:
     order_id: str | None
     revenue: float
     at: int
+    variant: str | None = None  # the converted decision's variant (core.variants)
+    discount: float = 0.0  # what the redeemed offer code of that decision took off the order
+    variant_share: float = 0.0  # the variant's share when that decision was made
 
     def to_record(self) -> dict[str, Any]:
-        return {
+        record: dict[str, Any] = {
             "trigger": self.trigger,
             "group": self.group,
             "action_id": self.action_id,
@@ -218,6 +227,12 @@ class Conversion:
             "revenue": self.revenue,
             "at": self.at,
         }
+        if self.variant is not None:
+            record["variant"] = self.variant
+            record["variant_share"] = self.variant_share
+        if self.discount:
+            record["discount"] = self.discount
+        return record
 
 
 @dataclass(slots=True)
@@ -290,7 +305,8 @@ LINE_QUANTITY, LINE_PRICE = 0, 1
 
 Touch = list[Any]
 """A decision that may be converted, in ``CustomerState.touches``: [trigger, at, group,
-action_id] (``core.attribution``)."""
+action_id], then [variant, variant_share] when it has one (or [None, 0]), then [code,
+discount_percent] when it made an offer (``core.attribution``)."""
 
 
 @dataclass(slots=True)
@@ -328,3 +344,6 @@ class CustomerState:
     tags: list[str] = field(default_factory=list)
     lead: list[Any] = field(default_factory=list)
     segments: list[str] = field(default_factory=list)
+    # trigger -> [variant, its share then]: the variant a customer was first decided under
+    # keeps applying when the weights change (core.variants)
+    variants: dict[str, list[Any]] = field(default_factory=dict)

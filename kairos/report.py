@@ -5,6 +5,11 @@ prints per trigger: decisions, sent, held out, conversions and revenue of both g
 conversion rates, the absolute uplift (rate sent minus rate held out) with its 95%
 confidence interval (``core.effect``), and revenue per decision. Actions and
 conversions are counted once per ``action_id`` (a replayed decision repeats its id).
+
+Below the table, per trigger with a holdout or variants: cost, ROI and the uplift
+with its always-valid interval and verdict, and each variant against its own
+held-out customers and against the first variant, the same figures
+``kairos replay`` shows (``--config`` gives the message costs and variant order).
 """
 
 from __future__ import annotations
@@ -16,10 +21,13 @@ from typing import Any
 
 import orjson
 
+from core.config import Config
 from core.effect import Effect
 from core.model import Conversion, Decision
 from kairos import inputs
 from kairos.arguments import number
+from kairos.errors import UserError
+from kairos.experiment_text import experiment_lines, first_variants
 from stream import topics
 
 
@@ -29,6 +37,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout", type=number(0, 3600, above=True), default=30.0, help="give up after seconds"
     )
+    parser.add_argument(
+        "--config",
+        help="trigger config file, for message costs and variant order (default: built-in)",
+    )
+    parser.add_argument(
+        "--allocate",
+        type=number(0, 0.5),
+        metavar="FLOOR",
+        help="print the next Thompson-sampling weights of each trigger's variants, none below "
+        "FLOOR (e.g. 0.1), as `kairos triggers set` commands (needs --config; kairos/allocate.py)",
+    )
+    parser.add_argument("--apply", action="store_true", help="with --allocate: set them live")
+    parser.add_argument("--redis", help="with --apply: Redis URL (default: $REDIS_URL)")
 
 
 async def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[dict[str, Any]]:
@@ -98,6 +119,9 @@ def tally(actions: list[dict[str, Any]], conversions: list[dict[str, Any]]) -> d
             a.get("reason", ""),
             a.get("payload") or {},
             tuple(a.get("source_event_ids") or ()),
+            0,
+            a.get("variant") if isinstance(a.get("variant"), str) else None,
+            float(a.get("variant_share") or 0.0),
         )
         effects.setdefault(decision.trigger, Effect()).decided(decision)
     converted: set[str] = set()
@@ -113,16 +137,21 @@ def tally(actions: list[dict[str, Any]], conversions: list[dict[str, Any]]) -> d
             c.get("order_id"),
             float(c.get("revenue") or 0.0),
             int(c.get("at") or 0),
+            c.get("variant") if isinstance(c.get("variant"), str) else None,
+            float(c.get("discount") or 0.0),
+            float(c.get("variant_share") or 0.0),
         )
         effects.setdefault(conversion.trigger, Effect()).converted(conversion)
     return effects
 
 
-def rows(effects: dict[str, Effect]) -> dict[str, dict[str, Any]]:
+def rows(effects: dict[str, Effect], cfg: Config | None = None) -> dict[str, dict[str, Any]]:
     """Per trigger: ``Effect.summary()`` plus conversion rates and revenue per decision."""
     out = {}
+    first = first_variants(cfg)
+    costs = cfg.costs if cfg is not None else None
     for trigger, e in sorted(effects.items()):
-        row = e.summary()
+        row = e.summary(costs, first.get(trigger))
         row["rate_sent"] = round(e.conversions_sent / e.sent, 6) if e.sent else None
         row["rate_held_out"] = round(e.conversions_held_out / e.held_out, 6) if e.held_out else None
         revenue = e.revenue_sent + e.revenue_held_out
@@ -157,6 +186,11 @@ def format_table(report: dict[str, dict[str, Any]]) -> str:
             f"{_pct(r['rate_sent']):>9} {_pct(r['rate_held_out']):>9} {uplift:>26} "
             f"{revenue:>19} {per_decision:>8}"
         )
+    experiments = [t for t, r in report.items() if r.get("variants") or r["held_out"]]
+    if experiments:
+        lines += ["", "experiments (intervals valid however often they are read):"]
+        for trigger in experiments:
+            lines.extend("  " + line for line in experiment_lines(trigger, report[trigger]))
     return "\n".join(lines)
 
 
@@ -190,25 +224,36 @@ def format_breakdown(parts: dict[str, dict[str, int]]) -> str:
     )
 
 
-async def build_report(bootstrap: str, timeout: float = 30.0) -> dict[str, dict[str, Any]]:
-    report, _ = await build_report_and_breakdown(bootstrap, timeout)
+async def build_report(
+    bootstrap: str, timeout: float = 30.0, cfg: Config | None = None
+) -> dict[str, dict[str, Any]]:
+    report, _ = await build_report_and_breakdown(bootstrap, timeout, cfg)
     return report
 
 
 async def build_report_and_breakdown(
-    bootstrap: str, timeout: float = 30.0
+    bootstrap: str, timeout: float = 30.0, cfg: Config | None = None
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, int]]]:
     actions, conversions = await asyncio.gather(
         read_topic(bootstrap, topics.ACTIONS, timeout),
         read_topic(bootstrap, topics.CONVERSIONS, timeout),
     )
-    return rows(tally(actions, conversions)), breakdown(actions)
+    return rows(tally(actions, conversions), cfg), breakdown(actions)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.apply and args.allocate is None:
+        raise UserError("--apply sets what --allocate computes: give --allocate FLOOR too")
+    if args.allocate is not None and not args.config:
+        raise UserError("--allocate needs the config whose variants it weighs: give --config")
+    cfg = inputs.campaign_config(args.config) if args.config else None
     broker = inputs.broker(args.bootstrap)
     with inputs.reaching("Kafka broker", broker):
-        report, parts = asyncio.run(build_report_and_breakdown(broker.value, args.timeout))
+        report, parts = asyncio.run(build_report_and_breakdown(broker.value, args.timeout, cfg))
+    if args.allocate is not None and cfg is not None:
+        from kairos import allocate
+
+        return allocate.run(report, cfg, args)
     if args.json:
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:

@@ -293,9 +293,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--span", type=duration, default="7d", help="event-time span of the file (--out): 7d, 12h"
     )
+    from kairos.experiment_sim import lifts
+
+    parser.add_argument(
+        "--experiment",
+        type=lifts,
+        help="with --out: abandoned carts whose customers answer the messages, lifting the "
+        "conversion rate per variant, e.g. short=0.02,late=0.08 (kairos/experiment_sim.py)",
+    )
+    parser.add_argument(
+        "--base-rate",
+        type=number(0, 1),
+        default=0.05,
+        help="with --experiment: conversion rate without a message",
+    )
+    parser.add_argument("--config", help="with --experiment: the config whose variants it tests")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.experiment:
+        return _experiment(args)
     if args.out:
         writable_file(args.out, "event file")
         start = 1_767_225_600_000  # 2026-01-01T00:00:00Z: files are reproducible
@@ -321,4 +338,24 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     print(f"published {sent} events")
+    return 0
+
+
+def _experiment(args: argparse.Namespace) -> int:
+    """``--experiment``: the closed-loop traffic of ``kairos.experiment_sim``, to a file."""
+    from core.config import Config
+    from kairos.errors import UserError
+    from kairos.experiment_sim import check, experiment_events
+
+    if not args.out:
+        raise UserError("--experiment writes a file: give --out FILE")
+    writable_file(args.out, "event file")
+    cfg = inputs.campaign_config(args.config) if args.config else Config()
+    problem = check(cfg, args.experiment, args.base_rate)
+    if problem:
+        raise UserError(problem)
+    events = experiment_events(cfg, args.customers, args.experiment, args.base_rate, args.seed)
+    with open(args.out, "wb") as out:
+        out.writelines(orjson.dumps(e) + b"\n" for e in events)
+    print(f"wrote {len(events)} events for {args.customers} customers to {args.out}")
     return 0

@@ -331,7 +331,12 @@ def _prefix(name: str) -> str:
 
 
 def _value(cfg: Config, dotted: str) -> str:
-    return live.shown(live.flatten(cfg).get(dotted))
+    flat = live.flatten(cfg)
+    if dotted in flat:
+        return live.shown(flat[dotted])
+    # A mapping set whole (a trigger's variants): its settings, by their keys inside it.
+    inner = {k[len(dotted) + 1 :]: v for k, v in flat.items() if k.startswith(dotted + ".")}
+    return live.shown(inner or None)
 
 
 def _counts(cfg: Config) -> str:

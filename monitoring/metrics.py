@@ -151,6 +151,33 @@ CONVERSION_REVENUE = Counter(
     ["trigger", "group"],
 )
 
+# --- experiments and money (core.variants, core.roi) -------------------------
+VARIANT_DECISIONS = Counter(
+    "kairos_variant_decisions_total",
+    "Decisions of triggers with variants, by trigger, variant (from the config) and status.",
+    ["trigger", "variant", "status"],
+)
+VARIANT_CONVERSIONS = Counter(
+    "kairos_variant_conversions_total",
+    "Orders attributed to a trigger's variant, by group (sent or held_out).",
+    ["trigger", "variant", "group"],
+)
+VARIANT_CONVERSION_REVENUE = Counter(
+    "kairos_variant_conversion_revenue_total",
+    "Revenue of orders attributed to a trigger's variant, by group.",
+    ["trigger", "variant", "group"],
+)
+MESSAGE_COST = Counter(
+    "kairos_message_cost_total",
+    "Cost of the messages decided to send (costs: in the config, per channel), by trigger.",
+    ["trigger", "channel"],
+)
+CONVERSION_DISCOUNT = Counter(
+    "kairos_conversion_discount_total",
+    "What redeemed offer codes took off attributed orders, by trigger.",
+    ["trigger"],
+)
+
 DISPATCH_QUEUE = Gauge(
     "kairos_dispatch_queue",
     "Actions in the dispatcher's Redis schedule: due (waiting to be delivered now) or "

@@ -130,10 +130,10 @@ def run(args: argparse.Namespace) -> int:
             for customer in people:
                 out.write(orjson.dumps(customer) + b"\n")
     if args.json:
-        obj = summary(result)
+        obj = summary(result, cfg)
         if comparison is not None:
             obj["compare"] = comparison
         print(orjson.dumps(obj).decode())
     else:
-        print(human(result, comparison))
+        print(human(result, comparison, cfg))
     return 0

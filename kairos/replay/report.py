@@ -7,8 +7,10 @@ from typing import Any
 
 import orjson
 
+from core.config import Config
 from core.durations import format_duration, iso, parse_duration
 from core.model import STAGES
+from kairos.experiment_text import experiment_lines, first_variants
 from kairos.replay.loop import Result
 
 _SAMPLE_IDS = 5  # customers named per trigger in a comparison
@@ -30,8 +32,10 @@ def compare(old: Result, new: Result) -> dict[str, Any]:
     return out
 
 
-def summary(result: Result) -> dict[str, Any]:
-    """The ``--json`` object."""
+def summary(result: Result, cfg: Config | None = None) -> dict[str, Any]:
+    """The ``--json`` object; ``cfg`` gives message costs and each trigger's first variant."""
+    first = first_variants(cfg)
+    costs = cfg.costs if cfg is not None else None
     return {
         "events": result.events,
         "invalid": result.invalid,
@@ -39,7 +43,7 @@ def summary(result: Result) -> dict[str, Any]:
         "events_per_s": round(result.events_per_s),
         "fired": {t: sum(c.values()) for t, c in sorted(result.fired.items())},
         "stages": {s: result.stages.get(s, 0) for s in STAGES},
-        "effect": {t: e.summary() for t, e in sorted(result.effect.items())},
+        "effect": {t: e.summary(costs, first.get(t)) for t, e in sorted(result.effect.items())},
         "last_event": result.last_event,
         "clock": result.clock,
         "timers_fired": result.timers_fired,
@@ -63,7 +67,7 @@ def _population(result: Result) -> dict[str, Any]:
     return out
 
 
-def human(result: Result, comparison: dict[str, Any] | None) -> str:
+def human(result: Result, comparison: dict[str, Any] | None, cfg: Config | None = None) -> str:
     """The summary a person reads (without ``--json``)."""
     lines = [
         f"replayed {result.events:,} events ({result.invalid:,} invalid) in "
@@ -94,6 +98,17 @@ def human(result: Result, comparison: dict[str, Any] | None) -> str:
                 f"held out {s['held_out']:,} ({s['conversions_held_out']:,}): uplift "
                 f"{s['uplift']:+.4f} [{ci[0]:+.4f}, {ci[1]:+.4f}]"
             )
+    first = first_variants(cfg)
+    costs = cfg.costs if cfg is not None else None
+    experiments = {
+        t: e.summary(costs, first.get(t))
+        for t, e in sorted(result.effect.items())
+        if e.variants or e.held_out
+    }
+    if experiments:
+        lines.append("experiments (intervals valid however often they are read):")
+        for trigger, s in experiments.items():
+            lines.extend("  " + line for line in experiment_lines(trigger, s))
     if comparison is not None:
         lines.append("compare (old config -> new config):")
         for trigger, c in comparison.items():

@@ -237,3 +237,35 @@ def test_compose_mounts_exist_and_prometheus_scrapes_the_compose_services() -> N
     (dispatcher_target,) = scrape["kairos-dispatcher"]["static_configs"][0]["targets"]
     port = services["dispatcher"]["environment"]["KAIROS_METRICS_PORT"]
     assert dispatcher_target == f"dispatcher:{port}"
+
+
+# --- the campaign dashboard (conversions, uplift and ROI per trigger and variant) --------
+
+CAMPAIGNS = MONITORING / "grafana" / "dashboards" / "campaigns.json"
+
+
+def test_campaign_dashboard_queries_parse_and_use_declared_metrics_and_labels(
+    tmp_path: Path,
+) -> None:
+    queries = dashboard_queries(CAMPAIGNS)
+    assert len(queries) >= 12
+    rules = [{"record": f"campaigns:query_{i}", "expr": expr} for i, expr in enumerate(queries)]
+    rule_file = tmp_path / "campaign_rules.yml"
+    rule_file.write_text(yaml.safe_dump({"groups": [{"name": "campaigns", "rules": rules}]}))
+    _assert_ok(_promtool("check", "rules", str(rule_file)))
+    test_every_kairos_metric_used_is_declared("campaigns dashboard", queries)
+    test_every_label_used_with_a_kairos_metric_is_declared("campaigns dashboard", queries)
+
+
+def test_campaign_dashboard_panels_and_datasource() -> None:
+    panels = dashboard_panels(CAMPAIGNS)
+    titles = {panel["title"] for panel in panels}
+    assert {"ROI on incremental revenue", "Uplift (conversion rate sent - held out)"} <= titles
+    ids = [panel["id"] for panel in panels]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    for panel in panels:
+        assert panel["targets"], panel["title"]
+        for owner in (panel, *panel["targets"]):
+            assert owner["datasource"] == {"type": "prometheus", "uid": "prometheus"}
+    kairos = json.loads(DASHBOARD.read_text())
+    assert json.loads(CAMPAIGNS.read_text())["uid"] != kairos["uid"]

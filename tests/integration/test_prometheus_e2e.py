@@ -63,6 +63,7 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "monitoring" / "alerts.yml"
 DASHBOARD = ROOT / "monitoring" / "grafana" / "dashboards" / "kairos.json"
+CAMPAIGNS = ROOT / "monitoring" / "grafana" / "dashboards" / "campaigns.json"
 
 CONFIG = """
 engine:
@@ -70,6 +71,9 @@ engine:
 triggers:
   abandoned_cart:
     delay: 2s
+    variants:  # the same message twice but for its text: statuses and counts as without
+      A: {}
+      B: {template: "Still there? {item_count} item(s) in your cart"}
 policy:
   quiet_hours:
     enabled: false
@@ -85,6 +89,10 @@ ABSENT_IN_THIS_RUN: dict[str, str] = {
     "kairos_deliveries_resent_total": (
         "dispatcher (channels/dispatch.py): only when a dispatcher stopped mid-send "
         "and another sends the action again (tests/integration/test_dispatcher_crash.py)"
+    ),
+    "kairos_conversion_discount_total": (
+        "worker (agents/runtime.py): only when an order redeems an offer code "
+        "(tests/unit/test_variants.py, tests/unit/test_roi.py)"
     ),
 }
 
@@ -385,6 +393,19 @@ def _check_queries(stack: Stack, queries: list[str], source: str) -> None:
 
 def test_every_dashboard_query_runs_on_real_data(stack: Stack, traffic: Traffic) -> None:
     _check_queries(stack, dashboard_queries(DASHBOARD), "dashboard")
+
+
+def test_every_campaign_dashboard_query_runs_on_real_data(stack: Stack, traffic: Traffic) -> None:
+    _check_queries(stack, dashboard_queries(CAMPAIGNS), "campaigns dashboard")
+    prom = stack.prometheus
+    # Each abandoned cart decided one variant, at the push channel's default cost.
+    assert prom.value('sum(kairos_variant_decisions_total{trigger="abandoned_cart"})') == (
+        traffic.carts
+    )
+    cost = prom.value('kairos_message_cost_total{trigger="abandoned_cart",channel="push"}')
+    assert cost == pytest.approx(traffic.carts * 0.001)
+    converted = 'sum(kairos_variant_conversions_total{trigger="abandoned_cart",group="sent"})'
+    assert prom.value(converted) == 1
 
 
 def test_per_worker_panels_show_workers_only(stack: Stack, traffic: Traffic) -> None:

@@ -98,6 +98,20 @@ def test_cli_prints_one_json_object_and_writes_action_records(
         "revenue_held_out",
         "uplift",
         "ci95",
+        # always valid (core.sequential) and money (core.roi)
+        "interval",
+        "p_value",
+        "verdict",
+        "conversions",
+        "revenue",
+        "messages",
+        "message_cost",
+        "discount",
+        "cost",
+        "incremental_revenue",
+        "roi",
+        "roi_attributed",
+        "cost_per_conversion",
     }
     records = [orjson.loads(x) for x in out.read_bytes().splitlines()]
     assert len(records) == sum(report["fired"].values())

@@ -93,7 +93,10 @@ def readme_templates() -> dict[str, list[str]]:
         if "template:" not in block:
             continue
         for name, settings in (yaml.safe_load(block).get("triggers") or {}).items():
-            found.setdefault(name, []).append(settings["template"])
+            variants = (settings.get("variants") or {}).values()  # core.variants
+            for owner in (settings, *variants):
+                if "template" in owner:
+                    found.setdefault(name, []).append(owner["template"])
     return found
 
 
