@@ -154,8 +154,11 @@ class Runtime:
             return
         customer_id, profile = parsed
         self._child(metrics.EVENTS_CONSUMED, topic, "profile" if profile else "forget").inc()
-        engine.on_profile(self.store.get(customer_id, partition), profile)
+        state = self.store.get(customer_id, partition)
+        step = engine.on_profile(state, profile, now_ms(), self.cfg)
         self.store.touch(partition, customer_id)
+        if step.timers or step.decisions:  # birthday timers follow the profile
+            self._emit(step, partition)
 
     def dead_letter(
         self,

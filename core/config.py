@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from core.durations import DAY, MINUTE, SECOND
+from core.durations import DAY, HOUR, MINUTE, SECOND
 
 T = TypeVar("T")
 
@@ -103,6 +103,35 @@ class PolicyConfig:
     cap_exempt_channels: tuple[str, ...] = ("slack", "wecom", "webhook", "console")
 
 
+@dataclass(frozen=True, slots=True)
+class MembershipConfig:
+    """Points and tiers (``core.points``, ``core.tiers``); off unless ``enabled``."""
+
+    enabled: bool = False
+    earn_on: str = setting("order_placed", choices=("order_placed", "order_paid"))
+    points_per_unit: float = 1.0  # points per unit of the order total (rounded down)
+    review_bonus: int = 0  # points for a review, at most one bonus a day
+    expiry: int = duration(365 * DAY)  # points lapse this long after the day they were earned
+    tier_basis: str = setting("points", choices=("points", "spend"))
+    tier_window: int = duration(365 * DAY)  # tiers count what was earned within this
+    tiers: tuple[str, ...] = ("silver:500", "gold:2000", "platinum:5000")  # name:threshold
+    base_tier: str = "member"  # below the lowest threshold
+    max_days: int = setting(60, limit=AT_LEAST_ONE)  # earning days kept per customer
+
+
+@dataclass(frozen=True, slots=True)
+class RecommendConfig:
+    """Related products (``core.recommend``); off unless ``enabled``."""
+
+    enabled: bool = False
+    count: int = setting(3, limit=AT_LEAST_ONE)  # products in ``payload.recommended``
+    related: int = setting(20, limit=AT_LEAST_ONE)  # related products kept per product
+    max_products: int = setting(100_000, limit=AT_LEAST_ONE)  # products kept in total
+    half_life: int = duration(7 * DAY)  # co-occurrence counts halve this often
+    co_window: int = duration(1 * HOUR)  # views this close together are co-views
+    purchase_weight: float = 3.0  # a co-purchase counts this many co-views
+
+
 def _default_triggers() -> dict[str, TriggerConfig]:
     # Imported here: trigger modules import this one for TriggerConfig.
     from core.triggers import TRIGGER_TYPES
@@ -117,3 +146,5 @@ class Config:
     policy: PolicyConfig = PolicyConfig()
     # every registered trigger (core.triggers), in registry order
     triggers: dict[str, TriggerConfig] = field(default_factory=_default_triggers)
+    membership: MembershipConfig = MembershipConfig()
+    recommend: RecommendConfig = RecommendConfig()

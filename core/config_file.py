@@ -29,6 +29,7 @@ import yaml
 from core.config import CHANNELS, Config, Limit, QuietHours
 from core.durations import format_duration, parse_duration
 from core.templates import template_fields, template_vars
+from core.tiers import tier_problem
 from core.triggers import TRIGGER_TYPES
 
 T = TypeVar("T")
@@ -326,6 +327,10 @@ def _text_problem(
         return f"expected a time of day as HH:MM like 21:00, got {value!r}"
     if name == "default_timezone":
         return _timezone_problem(value)
+    if name == "tiers":  # membership tiers, name:threshold
+        return tier_problem(value)
+    if name == "send_at" and not _HHMM.fullmatch(value):  # birthday's local send time
+        return f"expected a time of day as HH:MM like 10:00, got {value!r}"
     if name == "template" and trigger is not None:
         return _template_problem(value, trigger)
     return ""

@@ -9,27 +9,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from core import journey
+from core import journey, points
 from core.config import Config, TriggerConfig
-from core.trigger import EventHook, MergeHook, StageHook, TimerHook
+from core.trigger import EventHook, MergeHook, ProfileHook, StageHook, TimerHook
 from core.triggers import SPECS
 
 # (hook, its trigger's config), in registration order
 EventHooks = tuple[tuple[EventHook[Any], TriggerConfig], ...]
 StageHooks = tuple[tuple[StageHook[Any], TriggerConfig], ...]
 MergeHooks = tuple[tuple[MergeHook[Any], TriggerConfig], ...]
+ProfileHooks = tuple[tuple[ProfileHook[Any], TriggerConfig], ...]
 
 
 class Hooks:
     """The hooks of the enabled triggers, by event type, timer kind and stage."""
 
-    __slots__ = ("by_event", "by_stage", "by_timer", "cfg", "on_merge")
+    __slots__ = ("by_event", "by_stage", "by_timer", "cfg", "on_merge", "on_profile")
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.by_event: dict[str, EventHooks] = {}
         self.by_stage: dict[str, StageHooks] = {}
         self.on_merge: MergeHooks = ()
+        self.on_profile: ProfileHooks = ()
         # A disabled trigger's timer maps to no hook: it is dropped when due.
         self.by_timer: dict[str, tuple[TimerHook[Any] | None, Any]] = {
             journey.TIMER: (journey.on_timer, cfg.journey)
@@ -53,6 +55,12 @@ class Hooks:
                 self._hand_off(spec.name, handoff.stage, handoff.trigger, handoff.when(tcfg))
             if spec.on_merge is not None:
                 self.on_merge = (*self.on_merge, (spec.on_merge, tcfg))
+            if spec.on_profile is not None:
+                self.on_profile = (*self.on_profile, (spec.on_profile, tcfg))
+        if cfg.membership.enabled:  # the ledger runs before the triggers that read it
+            ledger: tuple[EventHook[Any], Any] = (points.on_event, cfg.membership)
+            for etype in points.ledger_events(cfg.membership):
+                self.by_event[etype] = (ledger, *self.by_event.get(etype, ()))
 
     def _hand_off(self, source: str, stage: str, target: str, wanted: bool) -> None:
         other = SPECS.get(target)

@@ -289,3 +289,4 @@ class CustomerState:
     touches: list[Touch] = field(default_factory=list)  # oldest first
     profile: Profile | None = None
     merged: list[str] = field(default_factory=list)  # anonymous ids merged (or asked for)
+    member: dict[str, Any] = field(default_factory=dict)  # points ledger (core.points)

@@ -50,6 +50,7 @@ EventHook = Callable[[Ctx, Event, C, bool], None]  # (ctx, ev, cfg, late)
 TimerHook = Callable[[Ctx, str, int, C], None]  # (ctx, kind, due, cfg)
 StageHook = Callable[[Ctx, StageChange, C], None]  # (ctx, change, cfg)
 MergeHook = Callable[[Ctx, Merge, C], None]  # (ctx, merge, cfg)
+ProfileHook = Callable[[Ctx, C], None]  # (ctx, cfg): the profile just changed (ctx.state.profile)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,7 @@ class TriggerSpec(Generic[C]):
     on_stage: StageHook[C] | None = None
     on_merge: MergeHook[C] | None = None
     handoffs: tuple[Handoff[C], ...] = ()
+    on_profile: ProfileHook[C] | None = None
 
     def __post_init__(self) -> None:
         problems = list(self._problems())

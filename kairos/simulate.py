@@ -84,13 +84,28 @@ class Traffic:
                         "timezone": rng.choice(TIMEZONES),
                         "locale": "en",
                         "consent": {"email": rng.random() < 0.9, "push": True, "sms": False},
-                        "attributes": {"first_name": f"Ann{customer_id[-3:]}"},
+                        "attributes": self._attributes(customer_id),
                         "updated_at": ts,
                     },
                 )
             )
         out.append((TOPIC_OF[event["type"]], customer_id, event))
         return out
+
+    def _attributes(self, customer_id: str) -> dict[str, Any]:
+        """First name and, for 80% of customers, a birth date (29 Feb among them)."""
+        attributes: dict[str, Any] = {"first_name": f"Ann{customer_id[-3:]}"}
+        # A separate generator: the birth dates leave the event stream as it was.
+        rng = random.Random(f"birth-{customer_id}")
+        if rng.random() < 0.8:
+            year = rng.randint(1950, 2006)
+            if rng.random() < 0.01:
+                attributes["birth_date"] = f"{year - year % 4}-02-29"
+            else:
+                day = rng.randrange(365)
+                month, mday = _MONTH_DAY[day]
+                attributes["birth_date"] = f"{year}-{month:02d}-{mday:02d}"
+        return attributes
 
     def _session(self, shopper: Shopper) -> Iterator[tuple[str, dict[str, Any]]]:
         rng, cid = self.rng, shopper.customer_id
@@ -149,6 +164,13 @@ class Traffic:
             yield cid, {"type": "review", "score": rng.randint(1, 5)}
         if rng.random() < 0.004:
             yield cid, {"type": "unsubscribe", "channel": rng.choice(("email", "push", "all"))}
+
+
+_MONTH_DAY = [
+    (month, day)
+    for month, days in enumerate((31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31), start=1)
+    for day in range(1, days + 1)
+]
 
 
 def _view(product: tuple[str, str, float]) -> dict[str, Any]:

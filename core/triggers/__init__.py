@@ -52,6 +52,9 @@ BUILT_IN = (
     "churn_alert",
     "win_back",
     "nps_detractor",
+    "tier_changed",
+    "points_expiring",
+    "birthday",
 )
 
 for _name in BUILT_IN:

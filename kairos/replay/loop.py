@@ -128,7 +128,7 @@ def replay(
                 while next_profile < len(profiles) and profiles[next_profile].at <= t:
                     _, customer_id, profile = profiles[next_profile]
                     next_profile += 1
-                    driver.profile(customer_id, profile)
+                    driver.profile(customer_id, profile, t)  # the clock: `at` may be 0
                 profile_at = profiles[next_profile].at if next_profile < len(profiles) else None
             send(ev)
         last = loaded.events[-1].ts if loaded.events else 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from channels.contacts import Contact
 from channels.messages import render_message
 from core.config import Config
 from core.config_file import ConfigError, load_config, parse_config
+from core.durations import DAY
 from core.model import Decision
 from core.templates import TEMPLATE_VARS, TIME_VARS, render, template_fields
 from core.triggers import TRIGGER_TYPES
@@ -61,9 +63,17 @@ def decisions(tmp_path_factory: pytest.TempPathFactory) -> list[Decision]:
         for topic, key, value in generate(300, 20_000, 3, START, 200 * 86_400_000):
             record = {"topic": topic, "customer_id": key, "value": value}
             out.write(orjson.dumps(record if topic == "profiles" else value) + b"\n")
-    result = replay(load([path]), Config(), keep_decisions=True)
+    result = replay(load([path]), everything_on(), keep_decisions=True)
     assert result.decisions is not None
     return result.decisions
+
+
+def everything_on() -> Config:
+    """Every trigger on, membership too (off by default), with points lapsing within the run."""
+    base = Config()
+    triggers = {name: replace(t, enabled=True) for name, t in base.triggers.items()}
+    membership = replace(base.membership, enabled=True, expiry=90 * DAY, review_bonus=50)
+    return replace(base, triggers=triggers, membership=membership)
 
 
 @pytest.fixture(scope="module")
