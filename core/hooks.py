@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core import journey, points
+from core import journey, points, recommend
 from core.config import Config, TriggerConfig
 from core.trigger import EventHook, MergeHook, ProfileHook, StageHook, TimerHook
 from core.triggers import SPECS
@@ -57,6 +57,10 @@ class Hooks:
                 self.on_merge = (*self.on_merge, (spec.on_merge, tcfg))
             if spec.on_profile is not None:
                 self.on_profile = (*self.on_profile, (spec.on_profile, tcfg))
+        if cfg.recommend.enabled:  # learns before the triggers recommend
+            learn: tuple[EventHook[Any], Any] = (recommend.on_event, cfg.recommend)
+            for etype in recommend.LEARN_EVENTS:
+                self.by_event[etype] = (learn, *self.by_event.get(etype, ()))
         if cfg.membership.enabled:  # the ledger runs before the triggers that read it
             ledger: tuple[EventHook[Any], Any] = (points.on_event, cfg.membership)
             for etype in points.ledger_events(cfg.membership):

@@ -290,3 +290,4 @@ class CustomerState:
     profile: Profile | None = None
     merged: list[str] = field(default_factory=list)  # anonymous ids merged (or asked for)
     member: dict[str, Any] = field(default_factory=dict)  # points ledger (core.points)
+    recs: dict[str, Any] = field(default_factory=dict)  # products bought (core.recommend)

@@ -25,6 +25,7 @@ from kairos.inputs import writable_file
 
 TOPIC_OF = {etype: topic for topic, types in TOPIC_TYPES.items() for etype in types}
 CATEGORIES = ("shoes", "shirts", "bags", "watches", "books", "games", "kitchen", "garden")
+FAMILY = 5  # products viewed together
 TIMEZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Shanghai", "Australia/Sydney")
 Record = tuple[str, str, dict[str, Any] | None]  # (topic, key, value)
 
@@ -52,6 +53,11 @@ class Traffic:
         self.products = [
             (f"sku-{i:04d}", self.rng.choice(CATEGORIES), round(self.rng.uniform(5, 250), 2))
             for i in range(500)
+        ]
+        # Families of FAMILY products in one category, viewed together: co-viewing patterns.
+        self.products = [
+            (sku, self.products[i - i % FAMILY][1], price)
+            for i, (sku, _, price) in enumerate(self.products)
         ]
 
     def next_records(self, ts: int) -> list[Record]:
@@ -122,7 +128,14 @@ class Traffic:
         favourite = rng.choice(self.products)
         cart: list[tuple[str, str, float]] = []
         for _ in range(rng.randint(1, 6)):
-            product = favourite if rng.random() < 0.5 else rng.choice(self.products)
+            draw = rng.random()
+            if draw < 0.4:
+                product = favourite
+            elif draw < 0.75:  # one of its family
+                first = self.products.index(favourite) // FAMILY * FAMILY
+                product = self.products[first + rng.randrange(FAMILY)]
+            else:
+                product = rng.choice(self.products)
             yield cid, _view(product)
             if rng.random() < 0.18:
                 cart.append(product)

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from core import recommend
 from core.config import Config
 from core.driver import Driver
 from core.durations import format_duration, iso
@@ -111,7 +112,22 @@ def replay(
 
     The clock ends at the last event's time (``end``, for shards, maps this
     replay's last event time to the last over every shard), or where ``until`` says.
+    With ``recommend.enabled``, one model learns from every event in this process.
     """
+    if cfg.recommend.enabled:
+        model = recommend.Model(cfg.recommend)
+        with recommend.using(model, model.learn):
+            return _replay(loaded, cfg, keep_decisions, end, until)
+    return _replay(loaded, cfg, keep_decisions, end, until)
+
+
+def _replay(
+    loaded: Loaded,
+    cfg: Config,
+    keep_decisions: bool,
+    end: Callable[[int], int] | None,
+    until: Until | None,
+) -> Result:
     started = time.perf_counter()
     tally = Tally(keep_decisions)
     driver = Driver(cfg, tally.add)

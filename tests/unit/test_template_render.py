@@ -69,11 +69,13 @@ def decisions(tmp_path_factory: pytest.TempPathFactory) -> list[Decision]:
 
 
 def everything_on() -> Config:
-    """Every trigger on, membership too (off by default), with points lapsing within the run."""
+    """Every trigger on, membership and recommendations too (off by default), with points
+    lapsing within the run."""
     base = Config()
     triggers = {name: replace(t, enabled=True) for name, t in base.triggers.items()}
     membership = replace(base.membership, enabled=True, expiry=90 * DAY, review_bonus=50)
-    return replace(base, triggers=triggers, membership=membership)
+    recommend = replace(base.recommend, enabled=True)
+    return replace(base, triggers=triggers, membership=membership, recommend=recommend)
 
 
 @pytest.fixture(scope="module")
