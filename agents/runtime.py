@@ -59,6 +59,7 @@ class Runtime:
         self.input_positions: InputPositions | None = None
         self._position: dict[tuple[str, int], int] = {}  # next offset to handle
         self._children: dict[tuple[Any, ...], Any] = {}  # cached metric children: hot path
+        self.before_flush: list[Callable[[], None]] = []  # run right before each checkpoint
 
     # --- input ------------------------------------------------------------
     def handle(
@@ -309,6 +310,8 @@ class Runtime:
 
     async def flush(self) -> None:
         """Persist every effect so far, outputs before states (``agents/checkpoint.py``)."""
+        for hook in self.before_flush:  # outputs due at the cut (agents/products.py)
+            hook()
         await self.checkpoint.run()
 
     def update_stage_gauge(self) -> None:

@@ -130,6 +130,8 @@ class Model:
             self._forget(key, old)
         if sketch is not None:
             self.sketches[key] = dict(sketch)
+            while len(self.sketches) > self.cfg.max_products:
+                self._forget(*self.sketches.popitem(last=False))
             if key.startswith(CATEGORY):
                 for item in sketch:
                     self.categories[item] = key[1:]
