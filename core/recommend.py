@@ -38,6 +38,7 @@ Observation = tuple[str, str, float]  # (key, item, log2 weight)
 
 CATEGORY = "#"  # prefix of a category's key
 _BOUGHT = 30  # products remembered as bought per customer (never recommended back)
+_PARTNERS = 5  # a view pairs with at most this many distinct products viewed just before
 
 
 def log_weight(weight: float, ts: int, half_life: int) -> float:
@@ -184,9 +185,12 @@ def observe(state: CustomerState, ev: Event, cfg: RecommendConfig, late: bool) -
             out.append((CATEGORY + ev.category, product, one))
         seen = {product}
         since = ev.ts - cfg.co_window
-        for view in reversed(state.views):
+        for view in reversed(state.views):  # newest first; views are kept in time order
+            at = view[VIEW_TS]
+            if at < since or len(seen) > _PARTNERS:
+                break
             other = view[VIEW_PRODUCT]
-            if other not in seen and since <= view[VIEW_TS] <= ev.ts:
+            if other not in seen and at <= ev.ts:
                 seen.add(other)
                 out.append((other, product, one))
                 out.append((product, other, one))
