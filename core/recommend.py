@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from core.config import RecommendConfig
 from core.context import Ctx
-from core.model import VIEW_PRODUCT, VIEW_TS, CustomerState, Event
+from core.model import VIEW_EVENT, VIEW_PRODUCT, VIEW_TS, CustomerState, Event
 
 Sketch = dict[str, float]  # item -> log2 of its forward-decayed count
 Observation = tuple[str, str, float]  # (key, item, log2 weight)
@@ -39,6 +39,7 @@ Observation = tuple[str, str, float]  # (key, item, log2 weight)
 CATEGORY = "#"  # prefix of a category's key
 _BOUGHT = 30  # products remembered as bought per customer (never recommended back)
 _PARTNERS = 5  # a view pairs with at most this many distinct products viewed just before
+_SEEDS = 5  # recommendations start from at most this many products (the first given)
 
 
 def log_weight(weight: float, ts: int, half_life: int) -> float:
@@ -104,7 +105,7 @@ class Model:
                 self._forget(*sketches.popitem(last=False))
         else:
             sketches.move_to_end(key)
-        if key.startswith(CATEGORY):
+        if key[:1] == CATEGORY:
             evicted = add(sketch, item, logw, self.cfg.related * 5)
             if evicted is not None:
                 self.categories.pop(evicted, None)
@@ -113,7 +114,7 @@ class Model:
             add(sketch, item, logw, self.cfg.related)
 
     def _forget(self, key: str, sketch: Sketch) -> None:
-        if key.startswith(CATEGORY):
+        if key[:1] == CATEGORY:
             for item in sketch:
                 if self.categories.get(item) == key[1:]:
                     del self.categories[item]
@@ -133,7 +134,7 @@ class Model:
             self.sketches[key] = dict(sketch)
             while len(self.sketches) > self.cfg.max_products:
                 self._forget(*self.sketches.popitem(last=False))
-            if key.startswith(CATEGORY):
+            if key[:1] == CATEGORY:
                 for item in sketch:
                     self.categories[item] = key[1:]
 
@@ -183,17 +184,23 @@ def observe(state: CustomerState, ev: Event, cfg: RecommendConfig, late: bool) -
         one = log_weight(1.0, ev.ts, half_life)
         if ev.category:
             out.append((CATEGORY + ev.category, product, one))
-        seen = {product}
-        since = ev.ts - cfg.co_window
+        # A pair counts once per window: a view of a product already viewed within the
+        # window adds no pair (its pairs with what came between were counted then).
+        partners: list[str] = []
+        since, event_id = ev.ts - cfg.co_window, ev.event_id
         for view in reversed(state.views):  # newest first; views are kept in time order
             at = view[VIEW_TS]
-            if at < since or len(seen) > _PARTNERS:
+            if at < since:
                 break
             other = view[VIEW_PRODUCT]
-            if other not in seen and at <= ev.ts:
-                seen.add(other)
-                out.append((other, product, one))
-                out.append((product, other, one))
+            if other == product:
+                if view[VIEW_EVENT] != event_id:
+                    return out
+            elif other not in partners and len(partners) < _PARTNERS:
+                partners.append(other)
+        for other in partners:
+            out.append((other, product, one))
+            out.append((product, other, one))
     elif ev.type == "order_placed":
         items = sorted({item.product_id for item in ev.items})
         weight = log_weight(cfg.purchase_weight, ev.ts, half_life)
@@ -240,6 +247,7 @@ def recommend(
         return []
     seeds = list(dict.fromkeys(seeds))
     skip = set(exclude) | set(seeds)
+    seeds = seeds[:_SEEDS]
     scored = _combine((catalog.sketch(s) for s in seeds), skip)
     picked = [item for item, _ in scored[:n]]
     if len(picked) < n:

@@ -76,7 +76,7 @@ def on_timer(ctx: Ctx, kind: str, due: int, cfg: AbandonedCartConfig) -> None:
         "currency": state.currency or "",
     }
     if ctx.cfg.recommend.enabled:
-        in_cart = list(state.cart)
+        in_cart = list(state.cart)[::-1]  # newest first
         categories = [v[VIEW_CATEGORY] for v in state.views if v[VIEW_PRODUCT] in state.cart]
         payload["recommended"] = recommend.for_payload(ctx, in_cart, (), categories)
     ctx.decide(

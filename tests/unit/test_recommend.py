@@ -245,3 +245,19 @@ def test_replay_learns_on_one_process_whatever_jobs_says(tmp_path: Path) -> None
     with_recs = [d.payload["recommended"] for d in one.decisions if d.payload.get("recommended")]
     assert len(with_recs) > 0.9 * len(one.decisions) > 50
     assert [d.to_record() for d in one.decisions] == [d.to_record() for d in two.decisions]
+
+
+def test_a_pair_counts_once_per_window() -> None:
+    state = CustomerState("c1")
+    got = []
+    for i, product in enumerate(["a", "b", "a", "b", "c"]):
+        e = view(T0 + i * MINUTE, product)
+        state.views.append([e.ts, product, "shoes", e.event_id])
+        got.append(sorted((k, i) for k, i, _ in observe(state, e, RCFG, late=False)))
+    assert got == [
+        [("#shoes", "a")],
+        [("#shoes", "b"), ("a", "b"), ("b", "a")],
+        [("#shoes", "a")],  # a again: a-b was counted
+        [("#shoes", "b")],
+        [("#shoes", "c"), ("a", "c"), ("b", "c"), ("c", "a"), ("c", "b")],
+    ]
