@@ -1,8 +1,10 @@
-"""Recommendations live: two workers in one group on a real broker; what one worker's
-product agent learns reaches a payload decided on the other worker."""
+"""Recommendations and membership live: two workers in one group on a real broker; what
+one worker's product agent learns reaches a payload decided on the other worker, and
+orders move a customer's tier."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -27,10 +29,14 @@ policy:
     enabled: false
 recommend:
   enabled: true
+membership:
+  enabled: true
 triggers:
   browse_abandonment:
     delay: 2s
     cooldown: 0s
+  tier_changed:
+    enabled: true
 """
 
 
@@ -127,3 +133,51 @@ async def test_a_payload_carries_what_another_worker_learned(
     )
     assert actions, second.tail()
     assert actions[0]["payload"]["recommended"] == [related, other]
+
+
+def order(
+    customer: str, order_id: str, total: float, etype: str = "order_placed"
+) -> tuple[bytes, bytes]:
+    body: dict[str, object] = {
+        "event_id": uuid.uuid4().hex,
+        "type": etype,
+        "customer_id": customer,
+        "ts": now_ms(),
+        "order_id": order_id,
+    }
+    if etype == "order_placed":
+        body.update(total=total, currency="EUR", items=[{"product_id": "sku-m", "price": total}])
+    return customer.encode(), orjson.dumps(body)
+
+
+async def test_orders_move_the_tier_once(workers: tuple[Worker, Worker], bootstrap: str) -> None:
+    member = f"member-{uuid.uuid4().hex[:8]}"
+    await produce(
+        bootstrap,
+        "orders",
+        [
+            order(member, "m1", 300.0),
+            order(member, "m2", 250.0),  # 550 points: silver
+            order(member, "m2", 250.0),  # the same order again, under a new event id
+            order(member, "m3", 1500.0),  # 2,050: gold
+            order(member, "m3", 0.0, "order_refunded"),  # back to silver, no message
+            order(member, "m4", 1500.0),  # gold again: congratulated again
+        ],
+    )
+    actions = await collect(
+        bootstrap,
+        "actions",
+        lambda r: r["customer_id"] == member and r["trigger"] == "tier_changed",
+        3,
+        timeout=30,
+    )
+    await asyncio.sleep(2)  # would more come?
+    actions = await collect(
+        bootstrap,
+        "actions",
+        lambda r: r["customer_id"] == member and r["trigger"] == "tier_changed",
+        4,
+        timeout=2,
+    )
+    got = [(a["payload"]["kind"], a["payload"]["tier"], a["payload"]["points"]) for a in actions]
+    assert got == [("upgrade", "silver", 550), ("upgrade", "gold", 2050), ("upgrade", "gold", 2050)]
