@@ -17,8 +17,10 @@ Recommendations are keyed by product, customers by customer, so they live apart
    weight for a few seconds' traffic, no lost update).
 4. **Read everywhere.** Each worker reads all of ``recommendations`` from the beginning
    with its own consumer (no group) into its model, which the core's ``recommend``
-   reads: every worker sees every product's sketch, whoever owns it. Keys of partitions
-   this worker owns are not overwritten by their echo (its own copy is newer).
+   reads: every worker sees every product's sketch, whoever owns it. A key this worker
+   updated since it got the key's partition is not overwritten by its echo (its own
+   copy is newer); until then, the published copy is loaded, which is how a restarted
+   or new owner continues a product's counts.
 
 Why not Faust's ``GlobalTable``: reported to miss updates on some workers
 (robinhood/faust#716, #541) and to drop standby events read after recovery
@@ -59,6 +61,7 @@ class Products:
         self.partitions = partitions
         self.model = Model(cfg().recommend)
         self.owned: set[int] = set()  # partitions of product-pairs assigned here
+        self.local: set[str] = set()  # keys updated here since their partition was assigned
         self.dirty: set[str] = set()
         self.applied = 0  # observations applied here (tests and logs)
         self.loaded = 0  # sketches read from other workers
@@ -82,6 +85,7 @@ class Products:
         self.model.cfg = self._cfg().recommend  # a live config change resizes from here on
         self.model.apply(name, item, logw)
         self.dirty.add(name)
+        self.local.add(name)
         self.applied += 1
 
     def publish(self) -> None:
@@ -98,13 +102,19 @@ class Products:
                 {"r": sketch} if sketch is not None else {"r": None},
             )
 
+    def revoked(self, partitions: set[int]) -> None:
+        """Their keys are another worker's now: follow its copies again."""
+        self.owned -= partitions
+        n = self.partitions
+        self.local = {k for k in self.local if partition_for(k, n) not in partitions}
+
     # --- every worker's view ----------------------------------------------------------
     def on_snapshot(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:
             return
         name = key.decode(errors="replace")
-        if partition_for(name, self.partitions) in self.owned:
-            return  # ours: the model's copy is at least as new as its echo
+        if name in self.local:
+            return  # updated here: the model's copy is at least as new as its echo
         try:
             sketch = orjson.loads(value)["r"] if value is not None else None
         except (orjson.JSONDecodeError, KeyError, TypeError):
@@ -136,7 +146,7 @@ def install(app: KairosApp, products: Products, before_flush: list[Callable[[], 
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust's stub: too narrow
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
-        products.owned -= {tp.partition for tp in revoked if tp.topic == topics.PRODUCT_PAIRS}
+        products.revoked({tp.partition for tp in revoked if tp.topic == topics.PRODUCT_PAIRS})
 
     @app.task
     async def read_recommendations() -> None:

@@ -109,11 +109,15 @@ async def test_a_payload_carries_what_another_worker_learned(
     shopper = pick("shopper", b)  # ...the shopper's state by the second
     related, other = pick("shade", a | b), pick("bulb", a | b)
     crowd = [f"crowd-{uuid.uuid4().hex[:8]}" for _ in range(6)]
+    lamps = f"lamps-{uuid.uuid4().hex[:8]}"  # the seed's category: this test's alone
     records = []
     for i, c in enumerate(crowd):
         # other categories: only the seed's co-view sketch can recommend them, not its
         # category's most viewed (which holds the seed alone)
-        records += [view(c, seed), view(c, *((related, "shades") if i % 3 else (other, "bulbs")))]
+        records += [
+            view(c, seed, lamps),
+            view(c, *((related, "shades") if i % 3 else (other, "bulbs"))),
+        ]
     await produce(bootstrap, "clickstream", records)
     published = await collect(
         bootstrap,
@@ -123,7 +127,9 @@ async def test_a_payload_carries_what_another_worker_learned(
         timeout=30,
     )
     assert published, first.tail() + second.tail()
-    await produce(bootstrap, "clickstream", [view(shopper, seed), view(shopper, seed)])
+    await produce(
+        bootstrap, "clickstream", [view(shopper, seed, lamps), view(shopper, seed, lamps)]
+    )
     actions = await collect(
         bootstrap,
         "actions",
