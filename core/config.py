@@ -34,12 +34,13 @@ AT_LEAST_ONE = Limit(lambda v: v >= 1, "a whole number of 1 or more")
 PERCENT = Limit(lambda v: 0 < v <= 100, "a percentage from 1 to 100")
 SHARE_BELOW_ONE = Limit(lambda v: 0 <= v < 1, "a share from 0 up to but not including 1, like 0.1")
 SHARE_UP_TO_ONE = Limit(lambda v: 0 < v <= 1, "a share above 0 and at most 1, like 0.25")
+ABOVE_ZERO = Limit(lambda v: v > 0, "a number above 0")
 NPS_SCORE = Limit(lambda v: 0 <= v <= 10, "an NPS score from 0 to 10")
 
 
-def duration(default_ms: int) -> Any:
-    """A dataclass field whose file form is a duration string."""
-    return field(default=default_ms, metadata={"duration": True})
+def duration(default_ms: int, *, positive: bool = False) -> Any:
+    """A dataclass field whose file form is a duration string (``positive``: not 0)."""
+    return field(default=default_ms, metadata={"duration": True, "positive": positive})
 
 
 def setting(default: T, *, limit: Limit | None = None, choices: tuple[str, ...] = ()) -> T:
@@ -127,9 +128,9 @@ class RecommendConfig:
     count: int = setting(3, limit=AT_LEAST_ONE)  # products in ``payload.recommended``
     related: int = setting(20, limit=AT_LEAST_ONE)  # related products kept per product
     max_products: int = setting(100_000, limit=AT_LEAST_ONE)  # products kept in total
-    half_life: int = duration(7 * DAY)  # co-occurrence counts halve this often
+    half_life: int = duration(7 * DAY, positive=True)  # co-occurrence counts halve this often
     co_window: int = duration(1 * HOUR)  # views this close together are co-views
-    purchase_weight: float = 3.0  # a co-purchase counts this many co-views
+    purchase_weight: float = setting(3.0, limit=ABOVE_ZERO)  # a co-purchase counts as many co-views
 
 
 def _default_triggers() -> dict[str, TriggerConfig]:

@@ -213,6 +213,8 @@ class _Reader:
                 value = self.dataclass(getattr(base, name), vnode, key, trigger)
             elif f.metadata.get("duration"):
                 value = self.duration(vnode, key)
+                if value == 0 and f.metadata.get("positive"):
+                    value = self.expected(vnode, key, "a duration above 0 like 7d")
             else:
                 value = self.typed(cls, f, hint, vnode, key, trigger)
             if value is not _INVALID:

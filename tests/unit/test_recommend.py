@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from core import recommend
 from core.config import Config, RecommendConfig
+from core.config_file import ConfigError, parse_config
 from core.driver import Driver, Outputs
 from core.durations import DAY, HOUR, MINUTE
 from core.model import CustomerState, Event, Item
@@ -260,4 +262,15 @@ def test_a_pair_counts_once_per_window() -> None:
         [("#shoes", "a")],  # a again: a-b was counted
         [("#shoes", "b")],
         [("#shoes", "c"), ("a", "c"), ("b", "c"), ("c", "a"), ("c", "b")],
+    ]
+
+
+def test_settings_that_would_break_the_arithmetic_are_refused_with_file_and_line() -> None:
+    text = "recommend:\n  enabled: true\n  half_life: 0s\n  purchase_weight: 0\n  count: 0\n"
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, "r.yaml")
+    assert str(err.value).splitlines() == [
+        "r.yaml:3: recommend.half_life: expected a duration above 0 like 7d, got '0s'",
+        "r.yaml:4: recommend.purchase_weight: expected a number above 0, got 0",
+        "r.yaml:5: recommend.count: expected a whole number of 1 or more, got 0",
     ]
