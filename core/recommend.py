@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Protocol
 
 from core.config import RecommendConfig
 from core.context import Ctx
@@ -141,7 +141,7 @@ class Model:
 
 # --- the process's catalog and learner -------------------------------------------------------
 
-Learner = Any  # a callable taking a list of observations
+Learner = Callable[[list[Observation]], object]  # takes one event's observations
 
 
 class _Installed:
@@ -153,7 +153,7 @@ CATALOG = _Installed()
 
 
 @contextmanager
-def using(catalog: Catalog, learner: Learner) -> Iterator[None]:
+def using(catalog: Catalog | None, learner: Learner | None) -> Iterator[None]:
     """Install a catalog and a learner for the duration (replay, tests)."""
     before = CATALOG.catalog, CATALOG.learner
     CATALOG.catalog, CATALOG.learner = catalog, learner
