@@ -104,12 +104,13 @@ def test_orders_earn_points_per_currency_unit_rounded_down() -> None:
 
 
 def test_cancel_and_refund_take_an_order_back_once() -> None:
-    sim = Sim(config()).send(order(T0, "o1", 300.0), order(T0 + DAY, "o2", 50.0))
+    # the same day: a second take-back of o1 would eat o2's points from the day's bucket
+    sim = Sim(config()).send(order(T0, "o1", 300.0), order(T0 + HOUR, "o2", 350.0))
     sim.send(ev("order_cancelled", T0 + 2 * DAY, order_id="o1"))
     sim.send(ev("order_refunded", T0 + 3 * DAY, order_id="o1"))  # after the cancel: nothing more
-    assert points.balance(sim.state.member, T0 + 3 * DAY, MCFG) == 50
+    assert points.balance(sim.state.member, T0 + 3 * DAY, MCFG) == 350
     assert (
-        points.qualifying(sim.state.member, T0 + 3 * DAY, replace(MCFG, tier_basis="spend")) == 50
+        points.qualifying(sim.state.member, T0 + 3 * DAY, replace(MCFG, tier_basis="spend")) == 350
     )
 
 
