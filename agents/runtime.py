@@ -66,6 +66,7 @@ class Runtime:
         self._children: dict[tuple[Any, ...], Any] = {}  # cached metric children: hot path
         # customers in each watched audience, per partition (kairos_customers_in_audience)
         self.audiences: dict[int, Counter[str]] = {}
+        self.before_flush: list[Callable[[], None]] = []  # run right before each checkpoint
 
     # --- input ------------------------------------------------------------
     def handle(
@@ -161,8 +162,11 @@ class Runtime:
             return
         customer_id, profile = parsed
         self._child(metrics.EVENTS_CONSUMED, topic, "profile" if profile else "forget").inc()
-        engine.on_profile(self.store.get(customer_id, partition), profile)
+        state = self.store.get(customer_id, partition)
+        step = engine.on_profile(state, profile, now_ms(), self.cfg)
         self.store.touch(partition, customer_id)
+        if step.timers or step.decisions:  # birthday timers follow the profile
+            self._emit(step, partition)
 
     def dead_letter(
         self,
@@ -349,6 +353,8 @@ class Runtime:
 
     async def flush(self) -> None:
         """Persist every effect so far, outputs before states (``agents/checkpoint.py``)."""
+        for hook in self.before_flush:  # outputs due at the cut (agents/products.py)
+            hook()
         await self.checkpoint.run()
 
     def update_stage_gauge(self) -> None:

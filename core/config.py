@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from core.durations import DAY, MINUTE, SECOND
+from core.durations import DAY, HOUR, MINUTE, SECOND
 from core.roi import Costs
 from core.segments_config import AudienceDef, ScoresConfig, TagRule
 from core.variants import Variant
@@ -37,12 +37,13 @@ AT_LEAST_ONE = Limit(lambda v: v >= 1, "a whole number of 1 or more")
 PERCENT = Limit(lambda v: 0 < v <= 100, "a percentage from 1 to 100")
 SHARE_BELOW_ONE = Limit(lambda v: 0 <= v < 1, "a share from 0 up to but not including 1, like 0.1")
 SHARE_UP_TO_ONE = Limit(lambda v: 0 < v <= 1, "a share above 0 and at most 1, like 0.25")
+ABOVE_ZERO = Limit(lambda v: v > 0, "a number above 0")
 NPS_SCORE = Limit(lambda v: 0 <= v <= 10, "an NPS score from 0 to 10")
 
 
-def duration(default_ms: int) -> Any:
-    """A dataclass field whose file form is a duration string."""
-    return field(default=default_ms, metadata={"duration": True})
+def duration(default_ms: int, *, positive: bool = False) -> Any:
+    """A dataclass field whose file form is a duration string (``positive``: not 0)."""
+    return field(default=default_ms, metadata={"duration": True, "positive": positive})
 
 
 def setting(default: T, *, limit: Limit | None = None, choices: tuple[str, ...] = ()) -> T:
@@ -111,6 +112,35 @@ class PolicyConfig:
     cap_exempt_channels: tuple[str, ...] = ("slack", "wecom", "webhook", "console")
 
 
+@dataclass(frozen=True, slots=True)
+class MembershipConfig:
+    """Points and tiers (``core.points``, ``core.tiers``); off unless ``enabled``."""
+
+    enabled: bool = False
+    earn_on: str = setting("order_placed", choices=("order_placed", "order_paid"))
+    points_per_unit: float = 1.0  # points per unit of the order total (rounded down)
+    review_bonus: int = 0  # points for a review, at most one bonus a day
+    expiry: int = duration(365 * DAY)  # points lapse this long after the day they were earned
+    tier_basis: str = setting("points", choices=("points", "spend"))
+    tier_window: int = duration(365 * DAY)  # tiers count what was earned within this
+    tiers: tuple[str, ...] = ("silver:500", "gold:2000", "platinum:5000")  # name:threshold
+    base_tier: str = "member"  # below the lowest threshold
+    max_days: int = setting(60, limit=AT_LEAST_ONE)  # earning days kept per customer
+
+
+@dataclass(frozen=True, slots=True)
+class RecommendConfig:
+    """Related products (``core.recommend``); off unless ``enabled``."""
+
+    enabled: bool = False
+    count: int = setting(3, limit=AT_LEAST_ONE)  # products in ``payload.recommended``
+    related: int = setting(20, limit=AT_LEAST_ONE)  # related products kept per product
+    max_products: int = setting(100_000, limit=AT_LEAST_ONE)  # products kept in total
+    half_life: int = duration(7 * DAY, positive=True)  # co-occurrence counts halve this often
+    co_window: int = duration(1 * HOUR)  # views this close together are co-views
+    purchase_weight: float = setting(3.0, limit=ABOVE_ZERO)  # a co-purchase counts as many co-views
+
+
 def _default_triggers() -> dict[str, TriggerConfig]:
     # Imported here: trigger modules import this one for TriggerConfig.
     from core.triggers import TRIGGER_TYPES
@@ -130,3 +160,5 @@ class Config:
     tags: tuple[TagRule, ...] = field(default=(), metadata={"section": True})
     scores: ScoresConfig = field(default=ScoresConfig(), metadata={"section": True})
     costs: Costs = field(default_factory=Costs)  # per message and channel, for ROI (core.roi)
+    membership: MembershipConfig = MembershipConfig()
+    recommend: RecommendConfig = RecommendConfig()

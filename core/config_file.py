@@ -32,6 +32,7 @@ from core.segments_file import check as check_segments
 from core.segments_file import read_section
 from core.segments_file import to_plain as section_to_plain
 from core.templates import template_fields, template_vars
+from core.tiers import tier_problem
 from core.triggers import TRIGGER_TYPES
 from core.variants import OVERRIDABLE, Variant
 
@@ -232,6 +233,8 @@ class _Reader:
                 value = self.dataclass(getattr(base, name), vnode, key, trigger)
             elif f.metadata.get("duration"):
                 value = self.duration(vnode, key)
+                if value == 0 and f.metadata.get("positive"):
+                    value = self.expected(vnode, key, "a duration above 0 like 7d")
             else:
                 value = self.typed(cls, f, hint, vnode, key, trigger)
             if value is not _INVALID:
@@ -391,6 +394,10 @@ def _text_problem(
         return f"expected a time of day as HH:MM like 21:00, got {value!r}"
     if name == "default_timezone":
         return _timezone_problem(value)
+    if name == "tiers":  # membership tiers, name:threshold
+        return tier_problem(value)
+    if name == "send_at" and not _HHMM.fullmatch(value):  # birthday's local send time
+        return f"expected a time of day as HH:MM like 10:00, got {value!r}"
     if name == "template" and trigger is not None:
         return _template_problem(value, trigger)
     return ""

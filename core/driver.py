@@ -169,9 +169,18 @@ class Driver:
         self.timers_fired += n
         return n
 
-    def profile(self, customer_id: str, profile: Profile | None) -> None:
-        """Join a customer's latest profile (``None`` forgets their personal data)."""
-        on_profile(self.state(customer_id), profile)
+    def profile(self, customer_id: str, profile: Profile | None, at: int | None = None) -> None:
+        """Join a customer's latest profile (``None`` forgets their personal data).
+
+        With ``at`` (event time), the triggers that follow profiles run at that time.
+        """
+        if at is None:
+            on_profile(self.state(customer_id), profile)
+            return
+        step = on_profile(self.state(customer_id), profile, at, self.cfg)
+        if step.timers or step.decisions:
+            self.timers.schedule(step.timers)
+            self.sink(step)
 
     def state(self, customer_id: str) -> CustomerState:
         """The customer's state, a new one if they were never seen."""

@@ -71,9 +71,20 @@ def on_timer(state: CustomerState, kind: str, due: int, now: int, cfg: Config) -
     return ctx
 
 
-def on_profile(state: CustomerState, profile: Profile | None) -> None:
-    """Join the latest profile; ``None`` forgets the customer's personal data."""
+def on_profile(
+    state: CustomerState, profile: Profile | None, now: int = 0, cfg: Config | None = None
+) -> Step:
+    """Join the latest profile; ``None`` forgets the customer's personal data.
+
+    With ``cfg``, the triggers that follow profiles (``birthday``) run at ``now``.
+    """
     state.profile = profile
+    if cfg is None:
+        return Step(state)
+    ctx = Ctx(state, now, cfg)
+    for hook, tcfg in bound(cfg).on_profile:
+        hook(ctx, tcfg)
+    return ctx
 
 
 _NO_HOOK = (None, None)  # a timer of a trigger no longer registered: dropped when due

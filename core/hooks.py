@@ -10,11 +10,19 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from core import journey, segments
+from core import journey, points, recommend, segments
 from core.config import Config, TriggerConfig
 from core.context import Ctx
 from core.model import Event, StageChange
-from core.trigger import EventHook, Merge, MergeHook, StageHook, TimerHook, TriggerSpec
+from core.trigger import (
+    EventHook,
+    Merge,
+    MergeHook,
+    ProfileHook,
+    StageHook,
+    TimerHook,
+    TriggerSpec,
+)
 from core.triggers import SPECS
 from core.variants import picker
 
@@ -22,18 +30,20 @@ from core.variants import picker
 EventHooks = tuple[tuple[EventHook[Any], TriggerConfig], ...]
 StageHooks = tuple[tuple[StageHook[Any], TriggerConfig], ...]
 MergeHooks = tuple[tuple[MergeHook[Any], TriggerConfig], ...]
+ProfileHooks = tuple[tuple[ProfileHook[Any], TriggerConfig], ...]
 
 
 class Hooks:
     """The hooks of the enabled triggers, by event type, timer kind and stage."""
 
-    __slots__ = ("by_event", "by_stage", "by_timer", "cfg", "on_merge", "post", "pre")
+    __slots__ = ("by_event", "by_stage", "by_timer", "cfg", "on_merge", "on_profile", "post", "pre")
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.by_event: dict[str, EventHooks] = {}
         self.by_stage: dict[str, StageHooks] = {}
         self.on_merge: MergeHooks = ()
+        self.on_profile: ProfileHooks = ()
         # A disabled trigger's timer maps to no hook: it is dropped when due.
         self.by_timer: dict[str, tuple[TimerHook[Any] | None, Any]] = {
             journey.TIMER: (journey.on_timer, cfg.journey)
@@ -59,12 +69,22 @@ class Hooks:
                 self._hand_off(spec.name, handoff.stage, handoff.trigger, handoff.when(tcfg))
             if spec.on_merge is not None:
                 self.on_merge = (*self.on_merge, (spec.on_merge, tcfg))
+            if spec.on_profile is not None:
+                self.on_profile = (*self.on_profile, (spec.on_profile, tcfg))
         # Audiences, tags and scores (core.segments): None unless the config asks for them.
         seg = segments.bound(cfg)
         self.pre: segments.EventStep | None = seg.before if seg.per_event else None
         self.post: segments.AfterStep | None = seg.after if seg.watched else None
         if seg.watched and seg.recheck:
             self.by_timer[segments.TIMER] = (segments.on_timer, seg)
+        if cfg.recommend.enabled:  # learns before the triggers recommend
+            learn: tuple[EventHook[Any], Any] = (recommend.on_event, cfg.recommend)
+            for etype in recommend.LEARN_EVENTS:
+                self.by_event[etype] = (learn, *self.by_event.get(etype, ()))
+        if cfg.membership.enabled:  # the ledger runs before the triggers that read it
+            ledger: tuple[EventHook[Any], Any] = (points.on_event, cfg.membership)
+            for etype in points.ledger_events(cfg.membership):
+                self.by_event[etype] = (ledger, *self.by_event.get(etype, ()))
 
     def _hand_off(self, source: str, stage: str, target: str, wanted: bool) -> None:
         other = SPECS.get(target)
@@ -115,6 +135,13 @@ def _per_variant(spec: TriggerSpec[Any], tcfg: TriggerConfig) -> TriggerSpec[Any
             on_merge(ctx, m, pick(ctx.state))
 
         hooks["on_merge"] = merge
+    on_profile = spec.on_profile
+    if on_profile is not None:
+
+        def profile(ctx: Ctx, cfg: Any) -> None:
+            on_profile(ctx, pick(ctx.state))
+
+        hooks["on_profile"] = profile
     return replace(spec, **hooks)
 
 

@@ -347,3 +347,5 @@ class CustomerState:
     # trigger -> [variant, its share then]: the variant a customer was first decided under
     # keeps applying when the weights change (core.variants)
     variants: dict[str, list[Any]] = field(default_factory=dict)
+    member: dict[str, Any] = field(default_factory=dict)  # points ledger (core.points)
+    recs: dict[str, Any] = field(default_factory=dict)  # products bought (core.recommend)

@@ -16,7 +16,9 @@ only while the trigger is enabled, with the trigger's own config:
   (unique across triggers; a disabled trigger's timers are dropped when due);
 - ``on_stage(ctx, change, cfg)``: journey stage changes to a stage in ``stages``;
 - ``on_merge(ctx, merge, cfg)``: an anonymous visitor's history was just folded
-  into the customer (``core.identity``); ``merge`` says what was adopted.
+  into the customer (``core.identity``); ``merge`` says what was adopted;
+- ``on_profile(ctx, cfg)``: the customer's profile just arrived, changed or was
+  forgotten (``ctx.state.profile``; ``birthday`` arms its timer here).
 
 The type checker sees every hook against its trigger's config type: a hook taking
 another trigger's config, or the wrong arguments, is an error in ``make check``.
@@ -50,6 +52,7 @@ EventHook = Callable[[Ctx, Event, C, bool], None]  # (ctx, ev, cfg, late)
 TimerHook = Callable[[Ctx, str, int, C], None]  # (ctx, kind, due, cfg)
 StageHook = Callable[[Ctx, StageChange, C], None]  # (ctx, change, cfg)
 MergeHook = Callable[[Ctx, Merge, C], None]  # (ctx, merge, cfg)
+ProfileHook = Callable[[Ctx, C], None]  # (ctx, cfg): the profile just changed (ctx.state.profile)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,7 @@ class TriggerSpec(Generic[C]):
     on_stage: StageHook[C] | None = None
     on_merge: MergeHook[C] | None = None
     handoffs: tuple[Handoff[C], ...] = ()
+    on_profile: ProfileHook[C] | None = None
 
     def __post_init__(self) -> None:
         problems = list(self._problems())

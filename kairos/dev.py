@@ -137,12 +137,12 @@ async def _run(args: argparse.Namespace, plan: Plan, stop: asyncio.Event) -> dic
         redis = services.enter_context(launcher.start_redis())
         await launcher.create_topics(
             broker.bootstrap,
-            [t for t in topics.ALL if t != topics.PROFILES],
+            [t for t in topics.ALL if t not in topics.COMPACTED],
             args.partitions,
         )
         await launcher.create_topics(
             broker.bootstrap,
-            [topics.PROFILES],
+            list(topics.COMPACTED),
             args.partitions,
             config={"cleanup.policy": "compact"},
         )

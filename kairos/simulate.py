@@ -29,6 +29,7 @@ from kairos.inputs import writable_file
 
 TOPIC_OF = {etype: topic for topic, types in TOPIC_TYPES.items() for etype in types}
 CATEGORIES = ("shoes", "shirts", "bags", "watches", "books", "games", "kitchen", "garden")
+FAMILY = 5  # products viewed together
 TIMEZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Shanghai", "Australia/Sydney")
 B2B_PAGES = ("/", "/product", "/customers", "/blog", "/integrations")
 COMPANY_SIZES = (5, 20, 50, 120, 300, 1000, 5000)
@@ -69,6 +70,11 @@ class Traffic:
             (f"sku-{i:04d}", self.rng.choice(CATEGORIES), round(self.rng.uniform(5, 250), 2))
             for i in range(500)
         ]
+        # Families of FAMILY products in one category, viewed together: co-viewing patterns.
+        self.products = [
+            (sku, self.products[i - i % FAMILY][1], price)
+            for i, (sku, _, price) in enumerate(self.products)
+        ]
 
     def next_records(self, ts: int) -> list[Record]:
         """The next event (plus the customer's profile on first sight), stamped ``ts``."""
@@ -89,7 +95,7 @@ class Traffic:
         out: list[Record] = []
         if customer_id not in self._profiled:
             self._profiled.add(customer_id)
-            attributes: dict[str, Any] = {"first_name": f"Ann{customer_id[-3:]}"}
+            attributes = self._attributes(customer_id)
             if self._b2b_ids and customer_id in self._b2b_ids:
                 attributes.update(
                     company=f"Company {customer_id[-4:]}",
@@ -115,6 +121,21 @@ class Traffic:
             )
         out.append((TOPIC_OF[event["type"]], customer_id, event))
         return out
+
+    def _attributes(self, customer_id: str) -> dict[str, Any]:
+        """First name and, for 80% of customers, a birth date (29 Feb among them)."""
+        attributes: dict[str, Any] = {"first_name": f"Ann{customer_id[-3:]}"}
+        # A separate generator: the birth dates leave the event stream as it was.
+        rng = random.Random(f"birth-{customer_id}")
+        if rng.random() < 0.8:
+            year = rng.randint(1950, 2006)
+            if rng.random() < 0.01:
+                attributes["birth_date"] = f"{year - year % 4}-02-29"
+            else:
+                day = rng.randrange(365)
+                month, mday = _MONTH_DAY[day]
+                attributes["birth_date"] = f"{year}-{month:02d}-{mday:02d}"
+        return attributes
 
     def _session(self, shopper: Shopper) -> Iterator[tuple[str, dict[str, Any]]]:
         if shopper.b2b:
@@ -158,7 +179,14 @@ class Traffic:
         favourite = rng.choice(self.products)
         cart: list[tuple[str, str, float]] = []
         for _ in range(rng.randint(1, 6)):
-            product = favourite if rng.random() < 0.5 else rng.choice(self.products)
+            draw = rng.random()
+            if draw < 0.4:
+                product = favourite
+            elif draw < 0.75:  # one of its family
+                first = self.products.index(favourite) // FAMILY * FAMILY
+                product = self.products[first + rng.randrange(FAMILY)]
+            else:
+                product = rng.choice(self.products)
             yield cid, _view(product)
             if rng.random() < 0.18:
                 cart.append(product)
@@ -200,6 +228,13 @@ class Traffic:
             yield cid, {"type": "review", "score": rng.randint(1, 5)}
         if rng.random() < 0.004:
             yield cid, {"type": "unsubscribe", "channel": rng.choice(("email", "push", "all"))}
+
+
+_MONTH_DAY = [
+    (month, day)
+    for month, days in enumerate((31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31), start=1)
+    for day in range(1, days + 1)
+]
 
 
 def _view(product: tuple[str, str, float]) -> dict[str, Any]:

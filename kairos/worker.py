@@ -13,6 +13,8 @@ import faust
 import redis.asyncio as aioredis
 
 from agents.customers import declare_table, install
+from agents.products import Products
+from agents.products import install as install_products
 from agents.runtime import Runtime
 from core.config import Config
 from core.config_file import load_config
@@ -46,7 +48,7 @@ async def ensure_topics(settings: Settings) -> None:
                 name,
                 settings.partitions,
                 1,
-                topic_configs={"cleanup.policy": "compact"} if name == topics.PROFILES else {},
+                topic_configs={"cleanup.policy": "compact"} if name in topics.COMPACTED else {},
             )
             for name in topics.ALL
             if name not in existing
@@ -79,6 +81,9 @@ def build(settings: Settings, cfg: Config) -> tuple[faust.App, Runtime]:
     )
     runtime = Runtime(cfg, store, output, settings.partitions)
     install(app, runtime, table)
+    # The product agent and every worker's view of related products (core.recommend).
+    products = Products(lambda: runtime.cfg, output, settings.partitions)
+    install_products(app, products, runtime.before_flush)
     redis = aioredis.from_url(settings.redis_url, **redis_kwargs(settings.redis_url))
 
     # Live config: file + Redis overrides now, then followed (see state/config_watcher.py).

@@ -18,7 +18,12 @@ OUTPUTS = (ACTIONS, DELIVERIES, STAGE_CHANGES, DEAD_LETTERS, CONVERSIONS, SEGMEN
 
 IDENTITY = "identity"  # internal: anonymous-history requests and answers between workers
 
-ALL = (*INPUTS, PROFILES, *OUTPUTS, IDENTITY)
+# internal: recommendations (agents/products.py)
+PRODUCT_PAIRS = "product-pairs"  # customers' observations, keyed by product
+RECOMMENDATIONS = "recommendations"  # compacted: each product's related products
+COMPACTED = (PROFILES, RECOMMENDATIONS)
+
+ALL = (*INPUTS, PROFILES, *OUTPUTS, IDENTITY, PRODUCT_PAIRS, RECOMMENDATIONS)
 STATE_TABLE = "customers"  # Faust table; its changelog is "<app_id>-customers-changelog"
 
 

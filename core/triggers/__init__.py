@@ -55,6 +55,9 @@ BUILT_IN = (
     "segment_entered",
     "segment_exited",
     "lead_qualified",
+    "tier_changed",
+    "points_expiring",
+    "birthday",
 )
 
 for _name in BUILT_IN:

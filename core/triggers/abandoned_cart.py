@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core import recommend
 from core.config import TriggerConfig, duration
 from core.context import Ctx
 from core.durations import MINUTE, format_duration, iso
 from core.facts import cart_value
-from core.model import Event
+from core.model import VIEW_CATEGORY, VIEW_PRODUCT, Event
 from core.trigger import Merge, TriggerDoc, TriggerSpec
 
 NAME = "abandoned_cart"
@@ -66,20 +67,25 @@ def on_timer(ctx: Ctx, kind: str, due: int, cfg: AbandonedCartConfig) -> None:
         {"product_id": pid, "quantity": qty, "price": price}
         for pid, (qty, price) in state.cart.items()
     ]
+    payload = {
+        "cart_id": state.cart_id,
+        "step": step,
+        "items": items,
+        "item_count": sum(int(qty) for qty, _ in state.cart.values()),
+        "cart_value": value,
+        "currency": state.currency or "",
+    }
+    if ctx.cfg.recommend.enabled:
+        in_cart = list(state.cart)[::-1]  # newest first
+        categories = [v[VIEW_CATEGORY] for v in state.views if v[VIEW_PRODUCT] in state.cart]
+        payload["recommended"] = recommend.for_payload(ctx, in_cart, (), categories)
     ctx.decide(
         NAME,
         cfg,
         (state.cart_id, step),
         reason=f"cart {state.cart_id} worth {value} idle since {iso(state.cart_at)}, no order "
         f"within {format_duration(cfg.delay)}" + (" (reminder)" if step == 2 else ""),
-        payload={
-            "cart_id": state.cart_id,
-            "step": step,
-            "items": items,
-            "item_count": sum(int(qty) for qty, _ in state.cart.values()),
-            "cart_value": value,
-            "currency": state.currency or "",
-        },
+        payload=payload,
         sources=tuple(state.cart_events),
         cause_ts=due,
     )
@@ -88,7 +94,9 @@ def on_timer(ctx: Ctx, kind: str, due: int, cfg: AbandonedCartConfig) -> None:
 SPEC = TriggerSpec(
     name=NAME,
     config=AbandonedCartConfig,
-    template_vars=frozenset({"cart_value", "currency", "item_count", "items", "step"}),
+    template_vars=frozenset(
+        {"cart_value", "currency", "item_count", "items", "step", "recommended"}
+    ),
     events=frozenset({"add_to_cart", "remove_from_cart", "checkout_started", "order_placed"}),
     on_event=on_event,
     timers=frozenset({FIRST, REMINDER}),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core import recommend
 from core.config import AT_LEAST_ONE, TriggerConfig, duration, setting
 from core.context import Ctx
 from core.durations import DAY, HOUR, format_duration
@@ -89,6 +90,17 @@ def on_timer(ctx: Ctx, kind: str, due: int, cfg: BrowseAbandonmentConfig) -> Non
     newest = views[-1]
     what = f"product {key}" if field == VIEW_PRODUCT else f"category {key}"
     event_ids = [v[VIEW_EVENT] for v in views]
+    payload = {
+        "product_id": newest[VIEW_PRODUCT],
+        "category": newest[VIEW_CATEGORY],
+        "views": len(views),
+        "product_ids": sorted({v[VIEW_PRODUCT] for v in views}),
+    }
+    recommended = recommend.for_payload(
+        ctx, [v[VIEW_PRODUCT] for v in reversed(views)], (), [v[VIEW_CATEGORY] for v in views]
+    )
+    if recommended is not None:
+        payload["recommended"] = recommended
     ctx.decide(
         NAME,
         cfg,
@@ -96,12 +108,7 @@ def on_timer(ctx: Ctx, kind: str, due: int, cfg: BrowseAbandonmentConfig) -> Non
         reason=f"{len(views)} views of {what} within {format_duration(cfg.window)} "
         f"(events {', '.join(event_ids)}), no cart add or order "
         f"within {format_duration(cfg.delay)}",
-        payload={
-            "product_id": newest[VIEW_PRODUCT],
-            "category": newest[VIEW_CATEGORY],
-            "views": len(views),
-            "product_ids": sorted({v[VIEW_PRODUCT] for v in views}),
-        },
+        payload=payload,
         sources=tuple(event_ids),
         cause_ts=due,
     )
@@ -138,7 +145,7 @@ def _most_then_newest(group: tuple[str, list[View]]) -> tuple[int, int]:
 SPEC = TriggerSpec(
     name=NAME,
     config=BrowseAbandonmentConfig,
-    template_vars=frozenset({"product_id", "category", "views"}),
+    template_vars=frozenset({"product_id", "category", "views", "recommended"}),
     events=frozenset({"product_view", "add_to_cart", "order_placed"}),
     on_event=on_event,
     timers=frozenset({TIMER}),

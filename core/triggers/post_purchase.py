@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core import recommend
 from core.config import TriggerConfig, duration, setting
 from core.context import Ctx
 from core.durations import DAY, format_duration, iso
@@ -86,18 +87,22 @@ def on_timer(ctx: Ctx, kind: str, due: int, cfg: PostPurchaseConfig) -> None:
         start = _start(order, cfg)
         state.marks[_DONE] = start
         order_id, total = order[ORDER_ID], order[ORDER_TOTAL]
+        payload = {
+            "order_id": order_id,
+            "kind": cfg.kind,
+            "total": total,
+            "currency": state.currency or "",
+        }
+        if ctx.cfg.recommend.enabled:  # from what was bought lately, newest first
+            bought = recommend.bought(state)[::-1]
+            payload["recommended"] = recommend.for_payload(ctx, bought, ())
         ctx.decide(
             NAME,
             cfg,
             order_id,
             reason=f"{cfg.kind} for order {order_id} ({total}): {cfg.on} at {iso(start)}, "
             f"not cancelled or refunded within {format_duration(cfg.delay)}",
-            payload={
-                "order_id": order_id,
-                "kind": cfg.kind,
-                "total": total,
-                "currency": state.currency or "",
-            },
+            payload=payload,
             sources=tuple(e for e in (order[ORDER_PLACED_EVENT], order[ORDER_PAID_EVENT]) if e),
             cause_ts=start + cfg.delay,
         )
@@ -109,7 +114,7 @@ def on_timer(ctx: Ctx, kind: str, due: int, cfg: PostPurchaseConfig) -> None:
 SPEC = TriggerSpec(
     name=NAME,
     config=PostPurchaseConfig,
-    template_vars=frozenset({"order_id", "kind", "total", "currency"}),
+    template_vars=frozenset({"order_id", "kind", "total", "currency", "recommended"}),
     events=frozenset({"order_placed", "order_paid", "order_cancelled", "order_refunded"}),
     on_event=on_event,
     timers=frozenset({TIMER}),

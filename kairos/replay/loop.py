@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from core import recommend
 from core.config import Config
 from core.driver import Driver
 from core.durations import format_duration, iso
@@ -119,7 +120,23 @@ def replay(
 
     The clock ends at the last event's time (``end``, for shards, maps this
     replay's last event time to the last over every shard), or where ``until`` says.
+    With ``recommend.enabled``, one model learns from every event in this process.
     """
+    if cfg.recommend.enabled:
+        model = recommend.Model(cfg.recommend)
+        with recommend.using(model, model.learn):
+            return _replay(loaded, cfg, keep_decisions, end, until, keep_customers)
+    return _replay(loaded, cfg, keep_decisions, end, until, keep_customers)
+
+
+def _replay(
+    loaded: Loaded,
+    cfg: Config,
+    keep_decisions: bool,
+    end: Callable[[int], int] | None,
+    until: Until | None,
+    keep_customers: bool,
+) -> Result:
     started = time.perf_counter()
     tally = Tally(keep_decisions)
     driver = Driver(cfg, tally.add)
@@ -136,7 +153,7 @@ def replay(
                 while next_profile < len(profiles) and profiles[next_profile].at <= t:
                     _, customer_id, profile = profiles[next_profile]
                     next_profile += 1
-                    driver.profile(customer_id, profile)
+                    driver.profile(customer_id, profile, t)  # the clock: `at` may be 0
                 profile_at = profiles[next_profile].at if next_profile < len(profiles) else None
             send(ev)
         last = loaded.events[-1].ts if loaded.events else 0

@@ -50,7 +50,9 @@ def run_replay(
     with no_gc():  # and none after the shards' results come back, or the merge
         started = time.perf_counter()
         source = read(paths)
-        if jobs > 1 and len(source.lines) >= MIN_LINES_TO_SHARD:
+        # Recommendations learn from every customer's events: one process sees them all.
+        one_model = any(cfg.recommend.enabled for cfg in cfgs)
+        if jobs > 1 and len(source.lines) >= MIN_LINES_TO_SHARD and not one_model:
             split = Split(source, _route(source.lines, jobs), jobs)
             results = _sharded(split, cfgs, keep_decisions, until, keep_customers)
             if not any(r.misrouted for r in results):

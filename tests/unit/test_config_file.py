@@ -151,7 +151,8 @@ def test_yaml_syntax_error_names_its_line() -> None:
 def test_top_level_must_be_a_mapping() -> None:
     assert problems("- journey\n- engine\n") == [
         f"{SOURCE}:1: (top level): expected a mapping of sections "
-        "(journey, engine, policy, triggers, audiences, tags, scores, costs), got a list"
+        "(journey, engine, policy, triggers, audiences, tags, scores, costs, membership, "
+        "recommend), got a list"
     ]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,9 @@ import yaml
 from channels.actions import Action, action_from_record
 from channels.contacts import Contact
 from channels.messages import render_message
+from core.config import Config
 from core.config_file import ConfigError, load_config, parse_config
+from core.durations import DAY
 from core.model import Decision
 from core.templates import TEMPLATE_VARS, TIME_VARS, render, template_fields
 from core.triggers import TRIGGER_TYPES
@@ -60,11 +63,22 @@ def decisions(tmp_path_factory: pytest.TempPathFactory) -> list[Decision]:
         for topic, key, value in generate(300, 20_000, 3, START, 200 * 86_400_000, b2b=0.3):
             record = {"topic": topic, "customer_id": key, "value": value}
             out.write(orjson.dumps(record if topic == "profiles" else value) + b"\n")
-    # the example of audiences and lead scoring: segment and lead triggers fire too
-    cfg = load_config(ROOT / "config" / "audiences.yaml")
+    # the example of audiences and lead scoring, with every trigger on: segment, lead,
+    # membership and recommendation triggers fire too
+    cfg = everything_on(load_config(ROOT / "config" / "audiences.yaml"))
     result = replay(load([path]), cfg, keep_decisions=True)
     assert result.decisions is not None
     return result.decisions
+
+
+def everything_on(base: Config | None = None) -> Config:
+    """Every trigger on, membership and recommendations too (off by default), with points
+    lapsing within the run."""
+    base = base or Config()
+    triggers = {name: replace(t, enabled=True) for name, t in base.triggers.items()}
+    membership = replace(base.membership, enabled=True, expiry=90 * DAY, review_bonus=50)
+    recommend = replace(base.recommend, enabled=True)
+    return replace(base, triggers=triggers, membership=membership, recommend=recommend)
 
 
 @pytest.fixture(scope="module")

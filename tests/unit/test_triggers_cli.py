@@ -49,7 +49,7 @@ def change(url: str, cfg_file: Path, action: str, *args: str) -> int:
 def test_validate_accepts_the_shipped_file(capsys: pytest.CaptureFixture[str]) -> None:
     shipped = Path(__file__).resolve().parents[2] / "config" / "triggers.yaml"
     assert run("validate", str(shipped)) == 0
-    assert capsys.readouterr().out.strip() == f"{shipped}: valid (11 triggers, 11 on)"
+    assert capsys.readouterr().out.strip() == f"{shipped}: valid (14 triggers, 11 on)"
 
 
 def test_validate_defaults_to_kairos_config(
