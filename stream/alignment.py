@@ -76,17 +76,21 @@ class Aligner:
         aligned_topics: frozenset[str],
         max_idle_ms: int,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        require_seek: bool = False,
     ) -> None:
         self.aligned_topics = aligned_topics
+        # Take a partition's records only once the consumer has sought it in this
+        # assignment (to its committed offset): before that, a fetch may come from any
+        # position, and taking it would skip or reorder records.
+        self.require_seek = require_seek
+        self._sought: set[Hashable] = set()
         self.max_idle_s = max_idle_ms / 1000
         self._clock = clock
         self._lanes: dict[Hashable, _Lane] = {}
         self._tasks: dict[int, list[Hashable]] = {}  # partition -> its lanes' tps
         self._blocked_since: dict[int, float] = {}
         self.holes: int = 0  # jumps accepted as real holes in a log
-        # Revoked and not sought since: a fetch for them predates the next seek to the
-        # committed offset (a stale position), so its records are not taken.
-        self._unsought: set[Hashable] = set()
         self.held_back = False  # the last ``ready`` kept records of a task not accepted
 
     # --- positions ------------------------------------------------------------
@@ -94,7 +98,7 @@ class Aligner:
         """The consumer was moved to ``offset`` (None: unknown, take what comes)."""
         if tp.topic not in self.aligned_topics:  # type: ignore[attr-defined]
             return
-        self._unsought.discard(tp)
+        self._sought.add(tp)
         lane = self._lane(tp)
         if (
             offset is not None
@@ -122,7 +126,7 @@ class Aligner:
     def forget(self, tps: Iterator[Hashable] | list[Hashable] | set[Hashable]) -> None:
         """Partitions revoked: what was buffered for them is fetched again by their next owner."""
         for tp in tps:
-            self._unsought.add(tp)
+            self._sought.discard(tp)
             self._blocked_since.pop(tp.partition, None)  # type: ignore[attr-defined]
             if self._lanes.pop(tp, None) is not None:
                 task = self._tasks.get(tp.partition)  # type: ignore[attr-defined]
@@ -156,7 +160,7 @@ class Aligner:
     # --- in ---------------------------------------------------------------------
     def add(self, tp: Hashable, records: list[Any]) -> Jump | None:
         """Buffer a fetch's records of ``tp`` (in offset order); a jump stops at the gap."""
-        if tp in self._unsought:
+        if self.require_seek and tp not in self._sought:
             return None  # fetched before the seek that follows an assignment: read again
         lane = self._lane(tp)
         for i, record in enumerate(records):

@@ -86,7 +86,9 @@ class _Consumer(faust_aiokafka.Consumer):
     def aligner(self) -> Aligner:
         if self._aligner is None:
             app = _kairos(self.app)
-            self._aligner = Aligner(app.kairos_aligned_topics, app.kairos_settings.align_idle_ms)
+            self._aligner = Aligner(
+                app.kairos_aligned_topics, app.kairos_settings.align_idle_ms, require_seek=True
+            )
         return self._aligner
 
     # --- offsets never run ahead of effects ----------------------------------------

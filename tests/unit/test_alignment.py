@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from stream.alignment import MAX_RESEEKS, Aligner, Jump
 
-INPUTS = frozenset({"clickstream", "orders"})
+INPUTS = frozenset({"clickstream", "orders", "engagement"})
 
 
 @dataclass(frozen=True)
@@ -246,7 +246,7 @@ def test_a_partition_not_accepted_yet_keeps_its_records_until_it_is() -> None:
 def test_after_a_revocation_nothing_is_taken_until_the_partition_is_sought_again() -> None:
     # Reassigned: a fetch from the old position (ahead of the committed offset) arrives
     # before the seek to the committed offset; taking it would hand on 422 before 309.
-    aligner = Aligner(INPUTS, max_idle_ms=500)
+    aligner = Aligner(INPUTS, max_idle_ms=500, require_seek=True)
     aligner.seek(CLICKS, 300)
     aligner.add(CLICKS, recs(CLICKS, 300, *[float(i) for i in range(5)]))
     aligner.forget([CLICKS])
@@ -255,3 +255,16 @@ def test_after_a_revocation_nothing_is_taken_until_the_partition_is_sought_again
     aligner.seek(CLICKS, 309)
     aligner.add(CLICKS, recs(CLICKS, 309, 9.0))
     assert drain(aligner) == [("clickstream", 309)]
+
+
+def test_a_newly_assigned_partition_takes_nothing_before_its_first_seek() -> None:
+    # Never owned here before: a fetch ahead of the committed offset (339) must not be
+    # taken as where the partition starts, or 339-401 are never handled.
+    aligner = Aligner(INPUTS, max_idle_ms=500, require_seek=True)
+    engagement = TP("engagement", 2)
+    assert aligner.add(engagement, recs(engagement, 402, 9.0)) is None
+    assert drain(aligner) == []
+    aligner.seek(engagement, 339)
+    assert aligner.add(engagement, recs(engagement, 402, 9.0)) == Jump(engagement, 339, 402)
+    aligner.add(engagement, recs(engagement, 339, 1.0))
+    assert drain(aligner) == [("engagement", 339)]
