@@ -181,8 +181,10 @@ def parse_ts(value: Any, name: str = "ts") -> int:
     if type(value) is int:
         ts = value
     elif type(value) is str:
-        ts = _iso_ms(value)  # the common forms; None sends the rest the general way
-        if ts is None:
+        fast = _iso_ms(value)  # the common forms; None sends the rest the general way
+        if fast is not None:
+            ts = fast
+        else:
             if _ISO_LOCAL.fullmatch(value):
                 raise _Invalid(
                     "bad_ts",

@@ -106,11 +106,14 @@ def replay(
     keep_decisions: bool = False,
     end: Callable[[int], int] | None = None,
     until: Until | None = None,
+    keep: list[object] | None = None,
 ) -> Result:
     """Run the core over ``loaded`` on event time; see the module docstring.
 
     The clock ends at the last event's time (``end``, for shards, maps this
     replay's last event time to the last over every shard), or where ``until`` says.
+    ``keep`` gets the driver (states, timers): a forked shard that exits right after sending
+    its result keeps them rather than free hundreds of thousands of objects first.
     """
     started = time.perf_counter()
     tally = Tally(keep_decisions)
@@ -138,6 +141,8 @@ def replay(
         if clock:
             driver.advance(clock)
         stages = Counter(state.stage for state in driver.states.values())
+    if keep is not None:
+        keep.append(driver)
     return Result(
         events=len(loaded.events),
         invalid=loaded.invalid,

@@ -33,6 +33,10 @@ from kairos.replay.lines import SHOWN_ERRORS, Lines, Loaded, decode, no_gc, read
 from kairos.replay.loop import SAMPLES, Result, Until, replay
 
 MIN_LINES_TO_SHARD = 10_000  # below this, forking costs more than it saves
+# What a forked shard never frees: it exits (``os._exit``, by multiprocessing) right after
+# sending its results, and freeing millions of events and states first only made the
+# parent wait longer for it.
+_KEEP: list[object] = []
 _CUSTOMER = re.compile(rb'"customer_id"\s*:\s*"([^"\\]*)"')
 
 
@@ -141,11 +145,15 @@ def _child(
     """A forked shard: its share, replayed once per config, each result sent to the parent."""
     try:
         loaded, misrouted = split.load(index)
+        _KEEP.append(loaded)
         for cfg in cfgs:
             end = partial(_ask, conn)
-            result = replay(loaded, cfg, keep_decisions=keep_decisions, end=end, until=until)
+            result = replay(
+                loaded, cfg, keep_decisions=keep_decisions, end=end, until=until, keep=_KEEP
+            )
             result.misrouted = misrouted
             conn.send(result)
+            _KEEP.append(result)
     except BaseException:
         conn.send(_Failed(traceback.format_exc()))
     finally:
