@@ -62,20 +62,5 @@ def format_duration(ms: int) -> str:
 
 
 def iso(ms: int) -> str:
-    """Epoch milliseconds as ISO-8601 UTC to the second, for reasons people read.
-
-    Decisions' reasons carry one or two of these: the date is formatted once per day
-    (``time.strftime`` of the whole moment cost more than the rest of a decision's reason).
-    """
-    day, second = divmod(ms // 1000, 86_400)
-    date = _DATES.get(day)
-    if date is None:
-        if len(_DATES) >= 4096:
-            _DATES.clear()
-        date = _DATES[day] = time.strftime("%Y-%m-%d", time.gmtime(day * 86_400))
-    hour, second = divmod(second, 3600)
-    minute, second = divmod(second, 60)
-    return f"{date}T{hour:02d}:{minute:02d}:{second:02d}Z"
-
-
-_DATES: dict[int, str] = {}  # day since the epoch -> its date, for ``iso``
+    """Epoch milliseconds as ISO-8601 UTC to the second, for reasons people read."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms // 1000))
