@@ -287,8 +287,9 @@ def _build(obj: dict[str, Any], topic: str, key: str | None) -> Event:
     # Optional common fields are rare: look them up only when present.
     if "anonymous_id" in obj:
         ev.anonymous_id = _text(obj, "anonymous_id")
-    if "session_id" in obj:
-        ev.session_id = _text(obj, "session_id")
+    v = obj.get("session_id")  # on most events of real logs: its common case inline too
+    if v is not None:
+        ev.session_id = v if type(v) is str and len(v) <= 128 else _text(obj, "session_id")
     if "properties" in obj:
         props = obj["properties"]
         if props is not None and type(props) is not dict:
