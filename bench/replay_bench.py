@@ -7,11 +7,17 @@ Workloads, each written to a temporary JSON-lines file:
   events of 30,000 customers over 3 days;
 - ``mix60d``: a heavier seeded mix (``generate`` below), about 40 events per customer
   over 60 days, shuffled, with a few bad lines: long histories, so more timers,
-  churn checks and decisions per event.
+  churn checks and decisions per event;
+- ``long-history``: ``kairos simulate --profile long-history`` (``--long-events``
+  events): ~50 events per customer over 6 months, sessions of 5-20 events, most
+  customers returning, a third of the timestamps ISO-8601 strings with offsets.
 
 For each: the JSON-parse floor (``orjson.loads`` of every line, one process: the least
 any replay must do), ``kairos replay`` on one process, and on ``--jobs`` processes
-(what the CLI does by default). Prints a line per workload, then one JSON line.
+(what the CLI does by default), and ``decisions_sha256``: a digest of what
+``kairos replay --decisions-out`` would write on ``--jobs`` processes, equal between
+commits unless a decision changed (``bench/replay_digest.py --against REV`` checks).
+Prints a line per workload, then one JSON line.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import hashlib
 import os
 import pstats
 import random
@@ -33,8 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.config import Config
 from core.durations import DAY as DAY_MS
-from kairos import simulate
-from kairos.replay import run_replay
+from kairos import simulate, simulate_history
+from kairos.replay import Result, run_replay
 
 START = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 DAY = 86_400_000
@@ -139,6 +146,20 @@ def simulator_lines(n: int, seed: int = 7) -> list[bytes]:
     return lines
 
 
+def long_history_lines(n: int, seed: int = 7) -> list[bytes]:
+    """Lines as ``kairos simulate --profile long-history --out F --events n`` writes them."""
+    customers = simulate_history.customers_for(n)
+    return simulate_history.lines(n, customers, seed, simulate.FILE_START, 182 * DAY_MS)
+
+
+def decisions_sha256(result: Result) -> str:
+    """sha256 of the bytes ``kairos replay --decisions-out`` writes for ``result``."""
+    digest = hashlib.sha256()
+    for d in result.decisions or ():
+        digest.update(orjson.dumps(d.to_record()) + b"\n")
+    return digest.hexdigest()
+
+
 def parse_floor(lines: list[bytes]) -> float:
     """Lines per second that ``orjson.loads`` alone manages on one process."""
     loads = orjson.loads
@@ -160,6 +181,9 @@ def measure(name: str, lines: list[bytes], jobs: int) -> dict:
             (result,) = run_replay([path], [Config()], jobs=n)
             seconds = time.perf_counter() - started
             out[f"replay_eps_{n}"] = round(result.events / seconds)
+        gc.collect()
+        (kept,) = run_replay([path], [Config()], jobs=jobs, keep_decisions=True)
+        out["decisions_sha256"] = decisions_sha256(kept)
         out.update(
             events=result.events,
             invalid=result.invalid,
@@ -171,7 +195,8 @@ def measure(name: str, lines: list[bytes], jobs: int) -> dict:
     print(
         f"{name}: {out['events']:,} events, {out['decisions']:,} decisions, "
         f"{out['timers_fired']:,} timers; parse floor {out['parse_lps']:,} lines/s; replay "
-        f"{out['replay_eps_1']:,} ev/s on 1 process, {out['replay_eps']:,} on {jobs}",
+        f"{out['replay_eps_1']:,} ev/s on 1 process, {out['replay_eps']:,} on {jobs}; "
+        f"decisions sha256 {out['decisions_sha256'][:16]}",
         file=sys.stderr,
     )
     return out
@@ -180,12 +205,15 @@ def measure(name: str, lines: list[bytes], jobs: int) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=300_000, help="events per workload")
+    parser.add_argument(
+        "--long-events", type=int, default=1_000_000, help="events of the long-history workload"
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--profile", action="store_true", help="cProfile mix60d on 1 process")
+    parser.add_argument("--profile", action="store_true", help="cProfile long-history on 1 process")
     args = parser.parse_args()
     if args.profile:
-        lines = generate(args.events, args.seed)
+        lines = long_history_lines(args.long_events, args.seed)
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "events.jsonl")
             Path(path).write_bytes(b"\n".join(lines) + b"\n")
@@ -196,12 +224,16 @@ def main() -> int:
     workloads = {
         "simulator": measure("simulator", simulator_lines(args.events, args.seed), args.jobs),
         "mix60d": measure("mix60d", generate(args.events, args.seed), args.jobs),
+        "long-history": measure(
+            "long-history", long_history_lines(args.long_events, args.seed), args.jobs
+        ),
     }
     print(
         orjson.dumps(
             {
                 "bench": "replay",
                 "replay_eps": workloads["simulator"]["replay_eps"],
+                "replay_long_history_eps": workloads["long-history"]["replay_eps"],
                 "jobs": args.jobs,
                 "workloads": workloads,
                 "python": sys.version.split()[0],

@@ -42,8 +42,20 @@ RESULTS = ROOT / "bench" / "results"
 PARTITIONS = 8
 CART_DELAY_S = 90
 SIZES = {
-    "quick": {"events": 60_000, "latency_s": 15, "timers": 20_000, "replay": 100_000},
-    "full": {"events": 300_000, "latency_s": 40, "timers": 100_000, "replay": 300_000},
+    "quick": {
+        "events": 60_000,
+        "latency_s": 15,
+        "timers": 20_000,
+        "replay": 100_000,
+        "replay_long": 200_000,
+    },
+    "full": {
+        "events": 300_000,
+        "latency_s": 40,
+        "timers": 100_000,
+        "replay": 300_000,
+        "replay_long": 1_000_000,
+    },
 }
 BENCH_CONFIG = f"""
 engine:
@@ -369,7 +381,15 @@ def main() -> int:
         log(f"state 1M: {results['state_1m']}")
     if "replay" not in skip:
         results["replay"] = run_json(
-            [sys.executable, "bench/replay_bench.py", "--events", str(sizes["replay"])], 300
+            [
+                sys.executable,
+                "bench/replay_bench.py",
+                "--events",
+                str(sizes["replay"]),
+                "--long-events",
+                str(sizes["replay_long"]),
+            ],
+            900,
         )
         log(f"replay: {results['replay']}")
     results["wall_s"] = round(time.monotonic() - begun, 1)
@@ -411,6 +431,7 @@ def write(results: dict) -> None:
         "recovery_s": results.get("recovery_s"),
         "recovery_rocksdb_s": results.get("recovery_rocksdb_s"),
         "replay_eps": (results.get("replay") or {}).get("replay_eps"),
+        "replay_long_history_eps": (results.get("replay") or {}).get("replay_long_history_eps"),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()} {os.cpu_count()} cpu, {platform.processor() or cpu_model()}, "
         f"Python {platform.python_version()}",
@@ -519,7 +540,13 @@ def _replay_rows(replay: dict) -> list[str]:
         rows.append(
             f"| replay, {name} ({w['events']:,} events): {w['jobs']} processes / 1 process "
             f"(baseline: orjson.loads alone, 1 process) | {_fmt(w['replay_eps'])} / "
-            f"{_fmt(w['replay_eps_1'])} ev/s ({_fmt(w['parse_lps'])} lines/s) |"
+            f"{_fmt(w['replay_eps_1'])} ev/s ({_fmt(w['parse_lps'])} lines/s)"
+            + (
+                f"; decisions sha256 `{w['decisions_sha256'][:12]}`"
+                if "decisions_sha256" in w
+                else ""
+            )
+            + " |"
         )
     return rows
 

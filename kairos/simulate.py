@@ -22,9 +22,11 @@ from typing import Any
 
 import orjson
 
+from core.durations import DAY
 from core.model import TOPIC_TYPES
 from kairos import inputs
 from kairos.arguments import count, duration, number
+from kairos.errors import UserError
 from kairos.inputs import writable_file
 
 TOPIC_OF = {etype: topic for topic, types in TOPIC_TYPES.items() for etype in types}
@@ -36,6 +38,7 @@ COMPANY_SIZES = (5, 20, 50, 120, 300, 1000, 5000)
 INDUSTRIES = ("saas", "fintech", "retail", "manufacturing", "health")
 REGIONS = ("emea", "amer", "apac")
 Record = tuple[str, str, dict[str, Any] | None]  # (topic, key, value)
+FILE_START = 1_767_225_600_000  # 2026-01-01T00:00:00Z: files are reproducible
 
 
 @dataclass(slots=True)
@@ -302,7 +305,9 @@ async def publish_live(
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--customers", type=count(1, 10_000_000), default=1000, help="distinct customers"
+        "--customers",
+        type=count(1, 10_000_000),
+        help="distinct customers (default: 1000; long-history: one per 50 events)",
     )
     parser.add_argument(
         "--rate", type=number(0, 1e6, above=True), default=200.0, help="events per second (live)"
@@ -326,7 +331,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--events", type=count(1, 10**9), default=100_000, help="events to write (--out)"
     )
     parser.add_argument(
-        "--span", type=duration, default="7d", help="event-time span of the file (--out): 7d, 12h"
+        "--span",
+        type=duration,
+        help="event-time span of the file (--out): 7d, 12h (default: 7d; long-history: 182d)",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=("default", "long-history"),
+        default="default",
+        help="default: short-lived shoppers; long-history (--out only): ~50 events per "
+        "customer over months, a third of timestamps ISO-8601 (kairos.simulate_history)",
     )
     from kairos.experiment_sim import lifts
 
@@ -346,14 +360,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.profile == "long-history":
+        return _long_history(args)
+    if args.customers is None:
+        args.customers = 1000
+    if args.span is None:
+        args.span = 7 * DAY
     if args.experiment:
         return _experiment(args)
     if args.out:
         writable_file(args.out, "event file")
-        start = 1_767_225_600_000  # 2026-01-01T00:00:00Z: files are reproducible
         with open(args.out, "wb") as out:
             for topic, key, value in generate(
-                args.customers, args.events, args.seed, start, args.span, args.b2b
+                args.customers, args.events, args.seed, FILE_START, args.span, args.b2b
             ):
                 line = {"topic": topic, "customer_id": key, "value": value}
                 out.write(orjson.dumps(line if topic == "profiles" else value) + b"\n")
@@ -393,4 +412,20 @@ def _experiment(args: argparse.Namespace) -> int:
     with open(args.out, "wb") as out:
         out.writelines(orjson.dumps(e) + b"\n" for e in events)
     print(f"wrote {len(events)} events for {args.customers} customers to {args.out}")
+    return 0
+
+
+def _long_history(args: argparse.Namespace) -> int:
+    """``--profile long-history``: a file only (its times are months of history, not now)."""
+    from kairos import simulate_history
+
+    if not args.out:
+        raise UserError("--profile long-history writes a file: give --out PATH")
+    writable_file(args.out, "event file")
+    customers = args.customers or simulate_history.customers_for(args.events)
+    span = args.span or 182 * DAY
+    lines = simulate_history.lines(args.events, customers, args.seed, FILE_START, span)
+    with open(args.out, "wb") as out:
+        out.write(b"\n".join(lines) + b"\n")
+    print(f"wrote {args.events} events (long-history) for ~{customers} customers to {args.out}")
     return 0

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import orjson
@@ -48,6 +48,14 @@ _ISO = re.compile(
 _ISO_LOCAL = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?"
 )
+_ZEROS = bytes.maketrans(b"123456789", b"000000000")
+_ISO_SHAPES = frozenset(  # what _ISO matches, with every digit written as 0
+    f"0000-00-00{sep}00:00{seconds}{offset}".encode()
+    for sep in "T "
+    for seconds in ("", ":00", *(":00." + "0" * n for n in range(1, 10)))
+    for offset in ("Z", "+00:00", "-00:00")
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SUB_CHANNELS = frozenset({"email", "sms", "push", "all"})
 _ENGAGEMENT_CLICKS = frozenset(
     {"email_open", "email_click", "push_open", "sms_click", "in_app_click"}
@@ -173,23 +181,28 @@ def parse_ts(value: Any, name: str = "ts") -> int:
     if type(value) is int:
         ts = value
     elif type(value) is str:
-        if _ISO_LOCAL.fullmatch(value):
-            raise _Invalid(
-                "bad_ts", f"field '{name}' needs a UTC offset (e.g. +00:00 or Z): {value[:40]!r}"
-            )
-        try:
-            if not _ISO.fullmatch(value):
-                raise ValueError(value)
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise _Invalid(
-                "bad_ts",
-                f"field '{name}' is not an ISO-8601 time like 2026-01-08T12:00:00Z: {value[:40]!r}",
-            ) from None
-        try:
-            ts = int(parsed.timestamp() * 1000)
-        except (OverflowError, ValueError):  # year 1 or 9999 shifted out of range by its offset
-            raise _Invalid("bad_ts", f"field '{name}' {value!r} is out of range") from None
+        fast = _iso_ms(value)  # the common forms; None sends the rest the general way
+        if fast is not None:
+            ts = fast
+        else:
+            if _ISO_LOCAL.fullmatch(value):
+                raise _Invalid(
+                    "bad_ts",
+                    f"field '{name}' needs a UTC offset (e.g. +00:00 or Z): {value[:40]!r}",
+                )
+            try:
+                if not _ISO.fullmatch(value):
+                    raise ValueError(value)
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                raise _Invalid(
+                    "bad_ts",
+                    f"field '{name}' is not an ISO-8601 time like 2026-01-08T12:00:00Z: {value[:40]!r}",
+                ) from None
+            try:
+                ts = int(parsed.timestamp() * 1000)
+            except (OverflowError, ValueError):  # year 1 or 9999 shifted out of range by its offset
+                raise _Invalid("bad_ts", f"field '{name}' {value!r} is out of range") from None
     elif value is None:
         raise _Invalid("missing_field", f"missing required field '{name}'")
     else:
@@ -200,6 +213,24 @@ def parse_ts(value: Any, name: str = "ts") -> int:
     if not MIN_TS <= ts <= MAX_TS:
         raise _Invalid("bad_ts", f"field '{name}' {value!r} {_ts_mistake(ts)}")
     return ts
+
+
+def _iso_ms(value: str) -> int | None:
+    """``parse_ts`` of a valid RFC 3339 string, fast; None if ``value`` is not one of ``_ISO``'s.
+
+    A third of the timestamps in real exports are strings: the two regular expressions
+    and ``timestamp()`` cost ~3 us each time. Here a translate and a set lookup check the
+    form (exactly ``_ISO``'s: its shapes with every ASCII digit as 0) and the epoch time
+    is computed with the same float steps as ``int(timestamp() * 1000)``, whose aware
+    form is ``(self - epoch).total_seconds()``. Anything else (a bad date, a year out of
+    range) returns None, and the general path gives the value or the error as before.
+    """
+    if not value.isascii() or value.encode().translate(_ZEROS) not in _ISO_SHAPES:
+        return None
+    try:
+        return int((datetime.fromisoformat(value) - _EPOCH).total_seconds() * 1000)
+    except (ValueError, OverflowError):
+        return None
 
 
 def _ts_mistake(ts: int) -> str:
@@ -256,8 +287,9 @@ def _build(obj: dict[str, Any], topic: str, key: str | None) -> Event:
     # Optional common fields are rare: look them up only when present.
     if "anonymous_id" in obj:
         ev.anonymous_id = _text(obj, "anonymous_id")
-    if "session_id" in obj:
-        ev.session_id = _text(obj, "session_id")
+    v = obj.get("session_id")  # on most events of real logs: its common case inline too
+    if v is not None:
+        ev.session_id = v if type(v) is str and len(v) <= 128 else _text(obj, "session_id")
     if "properties" in obj:
         props = obj["properties"]
         if props is not None and type(props) is not dict:

@@ -115,18 +115,21 @@ def replay(
     end: Callable[[int], int] | None = None,
     until: Until | None = None,
     keep_customers: bool = False,
+    keep: list[object] | None = None,
 ) -> Result:
     """Run the core over ``loaded`` on event time; see the module docstring.
 
     The clock ends at the last event's time (``end``, for shards, maps this
     replay's last event time to the last over every shard), or where ``until`` says.
     With ``recommend.enabled``, one model learns from every event in this process.
+    ``keep`` gets the driver (states, timers): a forked shard that exits right after sending
+    its result keeps them rather than free hundreds of thousands of objects first.
     """
     if cfg.recommend.enabled:
         model = recommend.Model(cfg.recommend)
         with recommend.using(model, model.learn):
-            return _replay(loaded, cfg, keep_decisions, end, until, keep_customers)
-    return _replay(loaded, cfg, keep_decisions, end, until, keep_customers)
+            return _replay(loaded, cfg, keep_decisions, end, until, keep_customers, keep)
+    return _replay(loaded, cfg, keep_decisions, end, until, keep_customers, keep)
 
 
 def _replay(
@@ -136,6 +139,7 @@ def _replay(
     end: Callable[[int], int] | None,
     until: Until | None,
     keep_customers: bool,
+    keep: list[object] | None,
 ) -> Result:
     started = time.perf_counter()
     tally = Tally(keep_decisions)
@@ -164,6 +168,8 @@ def _replay(
             driver.advance(clock)
         stages = Counter(state.stage for state in driver.states.values())
         people = population(driver.states.values(), clock, cfg, keep_customers)
+    if keep is not None:
+        keep.append(driver)
     return Result(
         events=len(loaded.events),
         invalid=loaded.invalid,
