@@ -90,6 +90,17 @@ ABSENT_IN_THIS_RUN: dict[str, str] = {
         "dispatcher (channels/dispatch.py): only when a dispatcher stopped mid-send "
         "and another sends the action again (tests/integration/test_dispatcher_crash.py)"
     ),
+    "kairos_customers_in_audience": (
+        "worker (agents/runtime.py): only with watched audiences configured "
+        "(tests/integration/test_audiences.py)"
+    ),
+    "kairos_segment_changes_total": (
+        "worker: only when a customer enters or leaves a watched audience or a lead "
+        "qualifies (tests/integration/test_audiences.py)"
+    ),
+    "kairos_mqls_total": (
+        "worker: only with lead scoring configured (tests/integration/test_audiences.py)"
+    ),
     "kairos_conversion_discount_total": (
         "worker (agents/runtime.py): only when an order redeems an offer code "
         "(tests/unit/test_variants.py, tests/unit/test_roi.py)"
