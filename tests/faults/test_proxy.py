@@ -8,33 +8,15 @@ stops a producer until ``restore()``, while the test's own (spared) clients carr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from .harness import spared
 from .proxy import FaultProxy
 from .services import Broker
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def proxied_broker(tmp_path: Path) -> AsyncIterator[tuple[Broker, FaultProxy]]:
-    proxy = FaultProxy(("127.0.0.1", 0), spare=spared)
-    broker = Broker(tmp_path, advertised_port=proxy.port)
-    proxy.upstream = ("127.0.0.1", broker.port)
-    broker.start()
-    try:
-        await broker.ready()
-        await proxy.start()
-        yield broker, proxy
-    finally:
-        await proxy.close()
-        await broker.stop()
 
 
 async def producer(bootstrap: str, client_id: str = "kairos-like") -> AIOKafkaProducer:
