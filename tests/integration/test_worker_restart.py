@@ -67,7 +67,7 @@ async def test_a_worker_restarted_after_kill_9_removes_its_predecessor_from_the_
     broker: Broker, bootstrap: str, redis_url: str, tmp_path: Path
 ) -> None:
     # The group does not wait out the killed member's session (stream/membership.py; on the
-    # broker itself: tests/integration/test_membership.py). The restarted worker serves
+    # broker itself: tests/integration/test_group_membership.py). The restarted worker serves
     # every partition.
     config = tmp_path / "triggers.yaml"
     config.write_text(CONFIG.format(delay="10s"))
