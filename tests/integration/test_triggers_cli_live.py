@@ -189,7 +189,7 @@ def test_list_shows_the_effective_config_and_what_is_live(
     capsys.readouterr()
     assert change(url, cfg_file, "list") == 0
     out = capsys.readouterr().out
-    assert "# 8 triggers: 6 on, 1 in shadow mode, 1 off" in out
+    assert "# 14 triggers: 9 on, 1 in shadow mode, 4 off" in out
     assert "triggers.abandoned_cart:  # off" in out
     assert "triggers.welcome:  # shadow (decides, never sends)" in out
     assert "triggers.browse_abandonment:  # on" in out
