@@ -24,7 +24,10 @@ next offset after the last one it buffered; a fetched record past that (a jump,
 as stale fetches after a rebalance produce) is not accepted: :meth:`add` asks the
 caller to seek back to the expected offset. Only when the same jump comes back
 ``MAX_RESEEKS`` times in a row is it taken as a real hole in the log (compaction,
-transaction markers) and passed over.
+transaction markers) and passed over. With ``require_seek``, a partition's records are
+taken only once it has been sought in the current assignment (before the consumer's seek
+to the committed offset, a fetch may come from any position), and :meth:`ready` keeps
+the records of partitions the caller is not ``accepting`` yet (state not restored).
 
 Pure bookkeeping: no I/O, no Faust; the consumer in ``stream/app.py`` drives it.
 """

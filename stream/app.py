@@ -19,6 +19,10 @@ serves state/local_store.py and monitoring/lag.py). What each replaces and why:
    across the co-partitioned topics, and never past an offset that was not handed
    on. Upstream records an offset jump as a "gap" that commits pass over; after a
    rebalance, stale fetches made such jumps and events were committed unapplied.
+   Records of a partition wait until the runtime has restored its state
+   (``app.kairos_accepting``) and until the consumer has sought it to the committed
+   offset; ``seek_to_committed`` also lists end offsets, so the aligner knows which
+   topics have records to wait for.
 4. ``AIOKafkaConsumerThread.on_start`` and ``ConsumerThread.on_partitions_assigned``:
    the process keeps its group member id, and its successor removes that member before
    joining, so a restart after kill -9 does not wait out a session (stream/membership.py).
