@@ -171,7 +171,8 @@ class Output:
                     await self._send_keyed(topic, records, lane)
                 else:
                     await self._send_batch(topic, partition, records, lane=lane)
-            except _NotHandedOver as stop:
+            except Exception as exc:  # _NotHandedOver, or the producer did not start
+                stop = exc if isinstance(exc, _NotHandedOver) else _NotHandedOver(0, exc)
                 if self._requeue_failed:
                     unsent = records[stop.handed_over :]
                     for where, rest in reversed(
