@@ -26,8 +26,10 @@ caller to seek back to the expected offset. Only when the same jump comes back
 ``MAX_RESEEKS`` times in a row is it taken as a real hole in the log (compaction,
 transaction markers) and passed over. With ``require_seek``, a partition's records are
 taken only once it has been sought in the current assignment (before the consumer's seek
-to the committed offset, a fetch may come from any position), and :meth:`ready` keeps
-the records of partitions the caller is not ``accepting`` yet (state not restored).
+to the committed offset, a fetch may come from any position); records it did not take
+for that reason make :meth:`seek` ask the caller to move the consumer back, since the
+consumer's position may have passed them. :meth:`ready` keeps the records of
+partitions the caller is not ``accepting`` yet (state not restored).
 
 Pure bookkeeping: no I/O, no Faust; the consumer in ``stream/app.py`` drives it.
 """
@@ -88,6 +90,8 @@ class Aligner:
         # position, and taking it would skip or reorder records.
         self.require_seek = require_seek
         self._sought: set[Hashable] = set()
+        # (lowest, highest) offset of the records not taken because not sought yet
+        self._unsought: dict[Hashable, tuple[int, int]] = {}
         self.max_idle_s = max_idle_ms / 1000
         self._clock = clock
         self._lanes: dict[Hashable, _Lane] = {}
@@ -97,11 +101,26 @@ class Aligner:
         self.held_back = False  # the last ``ready`` kept records of a task not accepted
 
     # --- positions ------------------------------------------------------------
-    def seek(self, tp: Hashable, offset: int | None) -> None:
-        """The consumer was moved to ``offset`` (None: unknown, take what comes)."""
+    def seek(self, tp: Hashable, offset: int | None) -> int | None:
+        """The consumer was moved to ``offset`` (None: unknown, take what comes).
+
+        Returns where the caller must move the consumer back to (the aligner already
+        expects it), or None. With ``require_seek``, records fetched before this seek were
+        not taken, and the consumer's position may be past them: aiokafka seeks to the
+        committed offset a moment before this call, and a fetch in flight from there
+        still lands.
+        """
         if tp.topic not in self.aligned_topics:  # type: ignore[attr-defined]
-            return
+            return None
         self._sought.add(tp)
+        unsought = self._unsought.pop(tp, None)
+        back = None
+        if unsought is not None and (offset is None or unsought[1] >= offset):
+            back = unsought[0] if offset is None else offset
+        self._seek(tp, offset if back is None else back)
+        return back
+
+    def _seek(self, tp: Hashable, offset: int | None) -> None:
         lane = self._lane(tp)
         if (
             offset is not None
@@ -130,6 +149,7 @@ class Aligner:
         """Partitions revoked: what was buffered for them is fetched again by their next owner."""
         for tp in tps:
             self._sought.discard(tp)
+            self._unsought.pop(tp, None)
             self._blocked_since.pop(tp.partition, None)  # type: ignore[attr-defined]
             if self._lanes.pop(tp, None) is not None:
                 task = self._tasks.get(tp.partition)  # type: ignore[attr-defined]
@@ -164,7 +184,10 @@ class Aligner:
     def add(self, tp: Hashable, records: list[Any]) -> Jump | None:
         """Buffer a fetch's records of ``tp`` (in offset order); a jump stops at the gap."""
         if self.require_seek and tp not in self._sought:
-            return None  # fetched before the seek that follows an assignment: read again
+            if records:  # fetched before the seek that follows an assignment: read again
+                low, high = self._unsought.get(tp, (records[0].offset, records[-1].offset))
+                self._unsought[tp] = (min(low, records[0].offset), max(high, records[-1].offset))
+            return None
         lane = self._lane(tp)
         for i, record in enumerate(records):
             offset = record.offset

@@ -126,14 +126,21 @@ class _Consumer(faust_aiokafka.Consumer):
     # --- positions: every seek and revocation reaches the aligner -----------------
     async def seek(self, partition: Any, offset: int) -> None:
         await super().seek(partition, offset)
-        self.aligner.seek(faust_consumer.ensure_TP(partition), offset)
+        await self._sought(faust_consumer.ensure_TP(partition), offset)
+
+    async def _sought(self, tp: Any, offset: int | None) -> None:
+        """Tell the aligner; move the consumer back over records it did not take before."""
+        back = self.aligner.seek(tp, offset)
+        if back is not None:
+            log.info("%s: records fetched before the seek to %s: reading from %d", tp, offset, back)
+            await super().seek(tp, back)
 
     async def seek_to_committed(self) -> Any:
         committed = await super().seek_to_committed()
         aligner = self.aligner
         for tp, offset in committed.items():
             position = offset if offset is not None and offset > 0 else None
-            aligner.seek(faust_consumer.ensure_TP(tp), position)
+            await self._sought(faust_consumer.ensure_TP(tp), position)
         # A new assignment catches up: the end offsets say which topics have records to
         # wait for before a fetch has brought any (then the high watermarks take over).
         aligned = [tp for tp in committed if tp.topic in aligner.aligned_topics]

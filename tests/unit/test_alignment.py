@@ -268,3 +268,33 @@ def test_a_newly_assigned_partition_takes_nothing_before_its_first_seek() -> Non
     assert aligner.add(engagement, recs(engagement, 402, 9.0)) == Jump(engagement, 339, 402)
     aligner.add(engagement, recs(engagement, 339, 1.0))
     assert drain(aligner) == [("engagement", 339)]
+
+
+def test_records_not_taken_before_the_first_seek_make_it_move_the_consumer_back() -> None:
+    # aiokafka seeks to the committed offset (261), a fetch in flight from there lands and
+    # moves its position to 263, and only then is the aligner told of the seek: 261-262
+    # were not taken, and nothing would fetch them again.
+    aligner = Aligner(INPUTS, max_idle_ms=500, require_seek=True)
+    assert aligner.add(CLICKS, recs(CLICKS, 261, 1.0, 2.0)) is None
+    assert aligner.seek(CLICKS, 261) == 261
+    aligner.add(CLICKS, recs(CLICKS, 261, 1.0, 2.0))
+    assert drain(aligner) == [("clickstream", 261), ("clickstream", 262)]
+    assert aligner.seek(CLICKS, 263) is None  # asked once only
+
+
+def test_without_a_committed_offset_what_was_not_taken_is_read_again_from_the_lowest() -> None:
+    aligner = Aligner(INPUTS, max_idle_ms=500, require_seek=True)
+    aligner.add(ORDERS, recs(ORDERS, 5, 1.0))
+    aligner.add(ORDERS, recs(ORDERS, 0, 0.5))
+    assert aligner.seek(ORDERS, None) == 0  # nothing committed: read from what came first
+    aligner.add(ORDERS, recs(ORDERS, 0, 0.5))
+    assert drain(aligner) == [("orders", 0)]
+
+
+def test_records_before_the_committed_offset_need_no_second_seek() -> None:
+    aligner = Aligner(INPUTS, max_idle_ms=500, require_seek=True)
+    aligner.add(CLICKS, recs(CLICKS, 100, 1.0))
+    assert aligner.seek(CLICKS, 150) is None
+    aligner.add(CLICKS, recs(CLICKS, 200, 1.0))
+    aligner.forget([CLICKS])  # revoked: what was not taken is the next owner's
+    assert aligner.seek(CLICKS, 150) is None
