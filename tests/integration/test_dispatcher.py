@@ -17,15 +17,15 @@ import sys
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer
 from aiosmtpd.controller import Controller
+from deliveries_reader import FINAL, Deliveries
 from kafka_helpers import produce
 from redis.asyncio import Redis
 
@@ -171,55 +171,6 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-class Deliveries:
-    """Reads ``deliveries`` continuously; ``wait`` polls until a condition holds."""
-
-    def __init__(self, bootstrap: str) -> None:
-        self.by_action: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        self._consumer = AIOKafkaConsumer(
-            "deliveries",
-            bootstrap_servers=bootstrap,
-            group_id=None,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-        )
-
-    async def start(self) -> None:
-        await self._consumer.start()
-
-    async def stop(self) -> None:
-        await self._consumer.stop()
-
-    async def _poll(self) -> None:
-        batches = await self._consumer.getmany(timeout_ms=100)
-        for messages in batches.values():
-            for m in messages:
-                record = orjson.loads(m.value)
-                self.by_action[record["action_id"]].append(record)
-
-    async def wait(self, cond: Callable[[], bool], timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not cond():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out; deliveries seen: {dict(self.by_action)}")
-            await self._poll()
-
-    async def outcomes(self, action_id: str, *final: str, timeout: float = 20.0) -> list[str]:
-        """Wait until ``action_id`` has an outcome in ``final``; return its outcomes."""
-
-        def done() -> bool:
-            return any(r["outcome"] in final for r in self.by_action[action_id])
-
-        await self.wait(done, timeout)
-        return [r["outcome"] for r in self.by_action[action_id]]
-
-    def last(self, action_id: str) -> dict[str, Any]:
-        return self.by_action[action_id][-1]
-
-
-FINAL = ("delivered", "failed", "dead", "disabled", "suppressed_consent", "suppressed_priority")
 
 
 def make_action(

@@ -18,7 +18,7 @@ import signal
 import time
 import urllib.request
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer
+from deliveries_reader import Deliveries
 from kafka_helpers import produce
 from workers import Worker, worker_env
 
@@ -42,8 +42,6 @@ from kairos.launcher import (
 )
 
 pytestmark = pytest.mark.integration
-
-FINAL = ("delivered", "failed", "dead")
 
 
 @pytest.fixture
@@ -91,54 +89,6 @@ async def receiver(delay_s: float) -> AsyncIterator[Receiver]:
         yield rx
     finally:
         await runner.cleanup()
-
-
-class Deliveries:
-    """The ``deliveries`` topic from its start, grouped by action_id."""
-
-    def __init__(self, bootstrap: str) -> None:
-        self.by_action: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        self._consumer = AIOKafkaConsumer(
-            "deliveries",
-            bootstrap_servers=bootstrap,
-            group_id=None,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-        )
-
-    async def __aenter__(self) -> Deliveries:
-        await self._consumer.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._consumer.stop()
-
-    async def poll(self) -> None:
-        batches = await self._consumer.getmany(timeout_ms=100)
-        for messages in batches.values():
-            for m in messages:
-                record = orjson.loads(m.value)
-                self.by_action[record["action_id"]].append(record)
-
-    async def settle(self, quiet_s: float = 1.0, limit_s: float = 10.0) -> None:
-        """Read on until nothing new arrived for ``quiet_s`` (the dispatchers have stopped)."""
-        deadline = time.monotonic() + limit_s
-        quiet_until = time.monotonic() + quiet_s
-        while time.monotonic() < min(quiet_until, deadline):
-            before = sum(len(r) for r in self.by_action.values())
-            await self.poll()
-            if sum(len(r) for r in self.by_action.values()) != before:
-                quiet_until = time.monotonic() + quiet_s
-
-    def finished(self, ids: Iterable[str]) -> bool:
-        return all(any(r["outcome"] in FINAL for r in self.by_action[a]) for a in ids)
-
-    def outcomes(self, ids: Iterable[str]) -> Counter[str]:
-        return Counter(r["outcome"] for a in ids for r in self.by_action[a])
-
-    def flagged(self, ids: Iterable[str]) -> set[str]:
-        """Actions whose delivery the dispatcher recorded as possibly sent before."""
-        return {a for a in ids if any(r.get("maybe_resent") for r in self.by_action[a])}
 
 
 async def until(cond: Callable[[], bool], timeout: float, *poll: Deliveries) -> bool:
@@ -231,7 +181,7 @@ def report(name: str, ids: list[str], rx: Receiver, dl: Deliveries, **more: int)
     line = (
         f"{name}: actions {len(ids)}, received {rx.received(ids)}, "
         f"requests {sum(rx.hits[a] for a in ids)}, flagged resent {len(dl.flagged(ids))}, "
-        f"received twice {twice}, lost {lost}{extra}; outcomes {dict(dl.outcomes(ids))}"
+        f"received twice {twice}, lost {lost}{extra}; outcomes {dict(dl.counts(ids))}"
     )
     print(line)
     return line
@@ -273,7 +223,7 @@ async def test_kill_9_mid_burst_loses_nothing_and_flags_every_resend(
     flagged = dl.flagged(ids)
     assert not lost, line
     assert twice <= flagged, f"sent twice without a maybe_resent record: {twice - flagged}"
-    assert dl.outcomes(ids)["dead"] == 0, line
+    assert dl.counts(ids)["dead"] == 0, line
     assert all(any(r["outcome"] == "delivered" for r in dl.by_action[a]) for a in ids), line
     assert resent_metric == len(flagged), line
 
@@ -327,7 +277,7 @@ async def test_sigterm_mid_burst_finishes_in_flight_hands_back_the_rest_and_exit
     assert exit_s <= EXIT_BOUND_S, line
     assert all(rx.hits[a] == 1 for a in ids), line
     assert not dl.flagged(ids), line
-    assert dl.outcomes(ids) == Counter(delivered=len(ids)), line
+    assert dl.counts(ids) == Counter(delivered=len(ids)), line
 
 
 # --- a slow live dispatcher next to another one ---------------------------------------
@@ -360,7 +310,7 @@ async def test_a_live_dispatcher_slower_than_its_lease_keeps_its_entries(
     line = report("slow", ids, rx, dl)
     assert all(rx.hits[a] == 1 for a in ids), line
     assert not dl.flagged(ids), line
-    assert dl.outcomes(ids) == Counter(delivered=len(ids)), line
+    assert dl.counts(ids) == Counter(delivered=len(ids)), line
 
 
 # --- more concurrent deliveries than redis-py's default pool ------------------------------
@@ -397,6 +347,6 @@ async def test_a_burst_beyond_the_default_redis_pool_waits_for_connections_and_d
 
     line = report("pool", ids, rx, dl, redis_errors=int(redis_errors))
     assert "Too many connections" not in log and "MaxConnectionsError" not in log, line
-    assert dl.outcomes(ids) == Counter(delivered=len(ids)), line
+    assert dl.counts(ids) == Counter(delivered=len(ids)), line
     assert all(rx.hits[a] == 1 for a in ids), line
     assert redis_errors == 0, line
