@@ -28,8 +28,11 @@ transaction markers) and passed over. With ``require_seek``, a partition's recor
 taken only once it has been sought in the current assignment (before the consumer's seek
 to the committed offset, a fetch may come from any position); records it did not take
 for that reason make :meth:`seek` ask the caller to move the consumer back, since the
-consumer's position may have passed them. :meth:`ready` keeps the records of
-partitions the caller is not ``accepting`` yet (state not restored).
+consumer's position may have passed them. Records can also be lost between the consumer
+and :meth:`add` (Faust drops the rest of a fetch when a rebalance begins): between two
+fetches, :meth:`check` compares the consumer's position with what arrived and asks for a
+seek back over any difference. :meth:`ready` keeps the records of partitions the caller
+is not ``accepting`` yet (state not restored).
 
 Pure bookkeeping: no I/O, no Faust; the consumer in ``stream/app.py`` drives it.
 """
@@ -205,6 +208,39 @@ class Aligner:
                 lane.next_offset = offset
             lane.records.append(record)
             lane.fetch_offset = offset + 1
+        return None
+
+    def sought(self) -> list[Hashable]:
+        """The partitions sought in this assignment (whose positions :meth:`check` can judge)."""
+        return [tp for tp in self._lanes if not self.require_seek or tp in self._sought]
+
+    def check(self, tp: Hashable, position: int | None) -> int | None:
+        """Compare the consumer's position for ``tp`` with what reached :meth:`add`.
+
+        Call it when no fetched record is on its way (between two fetches). A position
+        past the next offset expected from a fetch means records were handed out by the
+        consumer and lost on the way: Faust's ``getmany`` drops the rest of a batch when
+        the flow stops or the generation changes, and a rebalance cancels a delivery.
+        Nothing would fetch them again unless later records showed the jump. Returns the
+        offset to seek back to, or None. As with jumps, only the same gap ``MAX_RESEEKS``
+        times in a row is taken as a hole in the log (a transaction marker, compaction).
+        """
+        lane = self._lanes.get(tp)
+        if lane is None or position is None or lane.fetch_offset is None:
+            return None
+        if self.require_seek and tp not in self._sought:
+            return None
+        if position <= lane.fetch_offset:
+            return None
+        if lane.reseeks < MAX_RESEEKS:
+            lane.reseeks += 1
+            lane.known_end = max(position, lane.known_end or 0)  # they are there
+            return lane.fetch_offset
+        self.holes += 1
+        lane.reseeks = 0
+        if not lane.records:
+            lane.next_offset = position
+        lane.fetch_offset = position
         return None
 
     # --- out --------------------------------------------------------------------

@@ -22,7 +22,9 @@ serves state/local_store.py and monitoring/lag.py). What each replaces and why:
    Records of a partition wait until the runtime has restored its state
    (``app.kairos_accepting``) and until the consumer has sought it to the committed
    offset; ``seek_to_committed`` also lists end offsets, so the aligner knows which
-   topics have records to wait for.
+   topics have records to wait for. Faust's ``getmany`` drops the rest of a fetch when
+   a rebalance begins; once a second the loop compares aiokafka's positions with what
+   reached the aligner and seeks back over any difference (``Aligner.check``).
 4. ``AIOKafkaConsumerThread.on_start`` and ``ConsumerThread.on_partitions_assigned``:
    the process keeps its group member id, and its successor removes that member before
    joining, so a restart after kill -9 does not wait out a session (stream/membership.py).
@@ -39,6 +41,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import faust
+from aiokafka.errors import IllegalStateError
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
@@ -76,6 +79,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 SETTLE_S = 1.0  # after a seek, a partition counts as behind for this long (Aligner.settled)
+CHECK_POSITIONS_S = 1.0  # how often the drain loop compares positions (Aligner.check)
 END_OFFSETS_TIMEOUT_S = 5.0
 
 
@@ -204,9 +208,13 @@ class _Consumer(faust_aiokafka.Consumer):
         consumer_should_stop = self._stopped.is_set
         fetcher_should_stop = fetcher._stopped.is_set
         aligner = self.aligner
+        check_at = 0.0
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(faust_consumer.CONSUMER_FETCHING)
+                if time.monotonic() >= check_at:  # nothing fetched is on its way now
+                    check_at = time.monotonic() + CHECK_POSITIONS_S
+                    await self._check_positions()
                 # Records held back (a lagging partition, a state not restored yet): look
                 # again soon.
                 timeout = 0.1 if aligner.waiting() or aligner.held_back else 1.0
@@ -231,6 +239,25 @@ class _Consumer(faust_aiokafka.Consumer):
             raise
         finally:
             self.diag.unset_flag(faust_consumer.CONSUMER_FETCHING)
+
+    async def _check_positions(self) -> None:
+        """Seek back over records the consumer handed out that never reached the aligner."""
+        client = self._thread._ensure_consumer()  # aiokafka's
+        for tp in self.aligner.sought():
+            try:
+                state = client._subscription._assigned_state(tp)
+            except (AssertionError, IllegalStateError):  # revoked, or a rebalance under way
+                continue
+            position = state.position if state.has_valid_position else None
+            back = self.aligner.check(tp, position)
+            if back is not None:
+                log.info(
+                    "%s: consumer at %s, records from %d never arrived: seeking back",
+                    tp,
+                    position,
+                    back,
+                )
+                await self.seek(tp, back)
 
     async def _deliver(self, batch: list[tuple[Any, Any]]) -> None:
         aligner = self.aligner

@@ -128,3 +128,5 @@ def _dump(directory: Path, outputs: Outputs, arrivals: Arrivals) -> None:
         (directory / f"{name}.jsonl").write_text("".join(f"{line}\n" for line in lines))
     lines = (json.dumps({"action_id": a, "at": t}) for a, t in arrivals.raw)
     (directory / "arrivals.jsonl").write_text("".join(f"{line}\n" for line in lines))
+    if outputs.refetched:  # the observer's own fetches that skipped offsets (observer.py)
+        (directory / "observer-refetched.json").write_text(json.dumps(outputs.refetched) + "\n")

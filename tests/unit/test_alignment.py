@@ -298,3 +298,35 @@ def test_records_before_the_committed_offset_need_no_second_seek() -> None:
     aligner.add(CLICKS, recs(CLICKS, 200, 1.0))
     aligner.forget([CLICKS])  # revoked: what was not taken is the next owner's
     assert aligner.seek(CLICKS, 150) is None
+
+
+def test_records_handed_out_but_never_added_are_read_again() -> None:
+    # A rebalance stopped Faust's getmany mid-batch: the consumer's position is 95, but
+    # engagement-2 21-94 never reached the aligner, and nothing later shows the jump.
+    aligner = Aligner(INPUTS, max_idle_ms=500, require_seek=True)
+    engagement = TP("engagement", 2)
+    aligner.seek(engagement, 21)
+    assert aligner.check(engagement, 21) is None  # nothing missing
+    assert aligner.check(engagement, 95) == 21
+    aligner.add(engagement, recs(engagement, 21, 1.0, 2.0))
+    assert drain(aligner) == [("engagement", 21), ("engagement", 22)]
+    assert aligner.check(engagement, 23) is None
+
+
+def test_a_position_past_a_hole_is_accepted_after_the_same_gap_comes_back() -> None:
+    aligner = Aligner(INPUTS, max_idle_ms=500, require_seek=True)
+    aligner.seek(ORDERS, 10)
+    assert [aligner.check(ORDERS, 12) for _ in range(MAX_RESEEKS)] == [10] * MAX_RESEEKS
+    assert aligner.check(ORDERS, 12) is None  # a transaction marker: nothing is there
+    assert aligner.holes == 1
+    aligner.add(ORDERS, recs(ORDERS, 12, 1.0))
+    assert drain(aligner) == [("orders", 12)]
+
+
+def test_positions_of_partitions_not_sought_are_not_judged() -> None:
+    aligner = Aligner(INPUTS, max_idle_ms=500, require_seek=True)
+    aligner.add(CLICKS, recs(CLICKS, 5, 1.0))
+    assert aligner.sought() == []
+    assert aligner.check(CLICKS, 50) is None
+    aligner.seek(CLICKS, 3)
+    assert aligner.sought() == [CLICKS]
