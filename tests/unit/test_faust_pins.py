@@ -48,6 +48,11 @@ PINNED = {
     # Consumer._committed_offset (committed_offsets): made in __init__, kept by perform_seek,
     # _commit_offsets and on_partitions_revoked (above)
     "faust.transport.consumer:Consumer.__init__": "302410d59e6972d1",
+    # aiokafka's position of a partition, read by _Consumer._check_positions: where it is
+    # kept, and what moves it (records handed out, a seek)
+    "aiokafka.consumer.subscription_state:SubscriptionState._assigned_state": "37b820a2efaa841c",
+    "aiokafka.consumer.subscription_state:TopicPartitionState.consumed_to": "c7b8f0f99ce9185e",
+    "aiokafka.consumer.fetcher:Fetcher.seek_to": "f0ba6aba6c22ef83",
 }
 
 
