@@ -68,6 +68,18 @@ class _Lane:
     reseeks: int = 0  # seeks back to the same expected offset in a row
     known_end: int | None = None  # an offset the log is known to reach (since the last seek)
 
+    def seek_back(self, seen_end: int) -> bool:
+        """Whether to read again from ``fetch_offset``: records up to ``seen_end`` exist.
+
+        False once the same gap has come back ``MAX_RESEEKS`` times in a row: a hole in
+        the log (compaction, a transaction marker), to be passed over.
+        """
+        if self.reseeks >= MAX_RESEEKS:
+            return False
+        self.reseeks += 1
+        self.known_end = max(seen_end, self.known_end or 0)  # the task waits for them
+        return True
+
 
 @dataclass(frozen=True, slots=True)
 class Jump:
@@ -198,9 +210,7 @@ class Aligner:
             if expected is not None and offset < expected:
                 continue  # fetched before a seek back, already buffered or handed on
             if expected is not None and offset > expected:
-                if lane.reseeks < MAX_RESEEKS and (i == 0 or records[i - 1].offset < expected):
-                    lane.reseeks += 1
-                    lane.known_end = max(offset + 1, lane.known_end or 0)  # it is there
+                if (i == 0 or records[i - 1].offset < expected) and lane.seek_back(offset + 1):
                     return Jump(tp, expected, offset)
                 self.holes += 1  # the same jump again and again: a real hole in the log
             lane.reseeks = 0
@@ -232,9 +242,7 @@ class Aligner:
             return None
         if position <= lane.fetch_offset:
             return None
-        if lane.reseeks < MAX_RESEEKS:
-            lane.reseeks += 1
-            lane.known_end = max(position, lane.known_end or 0)  # they are there
+        if lane.seek_back(position):
             return lane.fetch_offset
         self.holes += 1
         lane.reseeks = 0

@@ -130,9 +130,9 @@ class _Consumer(faust_aiokafka.Consumer):
     # --- positions: every seek and revocation reaches the aligner -----------------
     async def seek(self, partition: Any, offset: int) -> None:
         await super().seek(partition, offset)
-        await self._sought(faust_consumer.ensure_TP(partition), offset)
+        await self._after_seek(faust_consumer.ensure_TP(partition), offset)
 
-    async def _sought(self, tp: Any, offset: int | None) -> None:
+    async def _after_seek(self, tp: Any, offset: int | None) -> None:
         """Tell the aligner; move the consumer back over records it did not take before."""
         back = self.aligner.seek(tp, offset)
         if back is not None:
@@ -144,7 +144,7 @@ class _Consumer(faust_aiokafka.Consumer):
         aligner = self.aligner
         for tp, offset in committed.items():
             position = offset if offset is not None and offset > 0 else None
-            await self._sought(faust_consumer.ensure_TP(tp), position)
+            await self._after_seek(faust_consumer.ensure_TP(tp), position)
         # A new assignment catches up: the end offsets say which topics have records to
         # wait for before a fetch has brought any (then the high watermarks take over).
         aligned = [tp for tp in committed if tp.topic in aligner.aligned_topics]
