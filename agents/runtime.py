@@ -7,7 +7,6 @@ events in order, and the batched writers keep the per-event cost low.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 import time
@@ -22,7 +21,7 @@ from agents.checkpoint import Checkpoint
 from core import engine, identity
 from core.attribution import GROUP_OF
 from core.config import Config
-from core.model import STAGES, Decision, Step
+from core.model import STAGES, CustomerState, Decision, Step
 from monitoring import metrics
 from state import codec
 from state.store import CustomerStore
@@ -59,8 +58,9 @@ class Runtime:
         # not restored yet, and the timers it set would be lost by ``rebuild``).
         self.ready: set[int] = set()
         # Catching up: partitions whose input has records not yet handled. Their timers
-        # fire on event time, in line with their events (see ``_catch_up_timers``).
+        # fire on event time: up to the latest event handled (``fire_due``).
         self.behind: set[int] = set()
+        self._event_time: dict[int, int] = {}  # per partition, capped by the wall clock
         self.input_positions: InputPositions | None = None
         self._position: dict[tuple[str, int], int] = {}  # next offset to handle
         self._children: dict[tuple[Any, ...], Any] = {}  # cached metric children: hot path
@@ -100,10 +100,13 @@ class Runtime:
             return
         self._child(metrics.EVENTS_CONSUMED, topic, ev.type).inc()  # type: ignore[union-attr]
         now = now_ms()
-        if partition in self.behind:
-            self._catch_up_timers(partition, min(ev.ts, now), now)  # type: ignore[union-attr]
+        at = min(ev.ts, now)  # type: ignore[union-attr]
+        if at > self._event_time.get(partition, 0):
+            self._event_time[partition] = at
         customer_id = ev.customer_id  # type: ignore[union-attr]
         state = self.store.get(customer_id, partition)
+        if state.timers:  # their own due deadlines first, as replay does; not the burst's
+            self._fire_own(partition, state, at - self.cfg.engine.timer_grace, now)
         started = time.perf_counter()
         step = engine.on_event(state, ev, now, self.cfg)  # type: ignore[arg-type]
         metrics.PROCESSING_SECONDS.observe(time.perf_counter() - started)
@@ -192,20 +195,21 @@ class Runtime:
         """Fire every timer whose due time plus grace has passed; returns how many fired.
 
         A partition that is caught up fires on the wall clock. One that is behind
-        (after a failover or restart) fires in line with its events instead
-        (``_catch_up_timers``), so an order still in the backlog cancels its cart's
-        deadline as it did live. A burst fires in slices: between two, the events
-        behind it run, and a partition may be revoked or fall behind (a rebalance).
+        (after a failover or restart) fires up to the event time it has reached
+        instead, so an order still in the backlog cancels its cart's deadline as it did
+        live. A burst fires in slices: between two, the events behind it run, and a
+        partition may be revoked or fall behind (a rebalance). No customer's event
+        waits for the burst's order: ``_handle`` fires their own due timers first.
         """
         now = now_ms()
         self._update_behind()
-        until = now - self.cfg.engine.timer_grace
         fired = 0
         for partition in self.timers.partitions():
-            while partition not in self.behind:
+            while True:
                 timers = self.timers.of(partition)
-                if timers is None:
-                    break  # revoked meanwhile: its new owner fires it
+                until = self._fire_until(partition, now)
+                if timers is None or until is None:
+                    break  # revoked meanwhile (its new owner fires it), or no event yet
                 fired += timers.fire(
                     until,
                     partial(self.store.get, partition=partition),
@@ -217,18 +221,22 @@ class Runtime:
                 due = timers.next_due()
                 if due is None or due > until:
                     break
-                await asyncio.sleep(0)  # a burst of deadlines must not stall the events behind it
+                await self.store.pacer.step()  # a burst must not stall the events behind it
         metrics.TIMERS_PENDING.set(len(self.timers))
         return fired
 
-    def _catch_up_timers(self, partition: int, until: int, now: int) -> None:
-        """Fire ``partition``'s timers due by event time ``until`` (minus grace), in order."""
+    def _fire_until(self, partition: int, now: int) -> int | None:
+        """The due time up to which ``partition``'s timers fire now (None: none yet)."""
+        grace = self.cfg.engine.timer_grace
+        if partition not in self.behind:
+            return now - grace
+        reached = self._event_time.get(partition)
+        return None if reached is None else min(now, reached) - grace
+
+    def _fire_own(self, partition: int, state: CustomerState, until: int, now: int) -> None:
         timers = self.timers.of(partition)
-        limit = until - self.cfg.engine.timer_grace
-        due = timers.next_due() if timers is not None else None
-        if timers is not None and due is not None and due <= limit:
-            state_of = partial(self.store.get, partition=partition)
-            timers.fire(limit, state_of, self.cfg, partial(self._fired, partition, now), now=now)
+        if timers is not None:
+            timers.fire_own(state, until, self.cfg, partial(self._fired, partition, now), now)
 
     def _fired(self, partition: int, now: int, step: Step, kind: str, due: int) -> None:
         """A timer fired (``Timers.fire`` has queued the timers it set): count it, hand it on."""
@@ -296,6 +304,8 @@ class Runtime:
             self.store.drop(partition)
             self.audiences.pop(partition, None)
         self.behind -= partitions
+        for partition in partitions:
+            self._event_time.pop(partition, None)
         self._position = {tp: o for tp, o in self._position.items() if tp[1] not in partitions}
         self.update_stage_gauge()
 

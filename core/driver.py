@@ -116,6 +116,34 @@ class Timers:
             fired(step, kind, due)
         return n
 
+    def fire_own(
+        self, state: CustomerState, until: int, cfg: Config, fired: Fired, now: int
+    ) -> int:
+        """Fire ``state``'s own timers due at or before ``until``, in due order; returns how many.
+
+        The live worker calls this before a customer's event, so their deadlines always
+        fire before anything later of theirs is applied, as in replay, even while the
+        rest of a burst of due timers still waits for its slice. A fired timer's queue
+        entry becomes stale (:meth:`fire` skips it); the timers it sets are queued.
+        """
+        timers = state.timers
+        n = 0
+        while timers:
+            kind, due = min(timers.items(), key=_due_then_kind)
+            if due > until:
+                break
+            step = on_timer(state, kind, due, now, cfg)
+            if step.timers:
+                self.schedule(step.timers)
+            n += 1
+            fired(step, kind, due)
+        return n
+
+
+def _due_then_kind(item: tuple[str, int]) -> tuple[int, str]:
+    """The queue's order among one customer's timers: ``(due, customer_id, kind)``."""
+    return item[1], item[0]
+
 
 class Driver:
     """Customer states and their timers around ``core.engine``, on an event-time clock.

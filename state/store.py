@@ -12,7 +12,6 @@ assignment, exactly as if Faust had written it.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from monitoring import metrics
 from state import codec
 from state.local_store import local_store
 from stream.output import Output
+from stream.pacing import Pacer
 
 
 @dataclass(slots=True)
@@ -58,6 +58,7 @@ class CustomerStore:
         self._cache: dict[int, dict[str, CustomerState]] = {}
         self._dirty: dict[int, set[str]] = {}
         self._cut: StateSnapshot | None = None  # a snapshot still being encoded
+        self.pacer = Pacer()  # the worker's background work: checkpoints, due timers
         self.stages: dict[int, Counter[str]] = {}
 
     def get(self, customer_id: str, partition: int) -> CustomerState:
@@ -104,8 +105,8 @@ class CustomerStore:
         self._cut = StateSnapshot(dirty, {p: set(ids) for p, ids in dirty.items()})
         return self._cut
 
-    async def encode(self, snapshot: StateSnapshot, slice_size: int = 500) -> None:
-        """Encode what copy on write has not, yielding between slices."""
+    async def encode(self, snapshot: StateSnapshot, slice_size: int = 100) -> None:
+        """Encode what copy on write has not, a slice (a few ms) at a time."""
         try:
             for partition, pending in snapshot.pending.items():
                 cache = self._cache.get(partition, {})
@@ -114,7 +115,7 @@ class CustomerStore:
                         customer_id = next(iter(pending))
                         snapshot.take(partition, customer_id, cache.get(customer_id))
                     if pending:
-                        await asyncio.sleep(0)
+                        await self.pacer.step()
         finally:
             if self._cut is snapshot:
                 self._cut = None

@@ -162,3 +162,24 @@ def test_timers_fire_from_a_callers_store_on_a_callers_clock_in_slices() -> None
         ("b", "abandoned_cart", T0 + 1 + DELAY, wall),
         ("c", "abandoned_cart", T0 + 2 + DELAY, wall),
     ]
+
+
+def test_fire_own_fires_one_customers_due_timers_and_leaves_the_rest_queued() -> None:
+    """Before a customer's event the worker fires their own due deadlines only: the
+    burst of everyone else's waits for its slices, and nothing fires twice."""
+    store = {cid: CustomerState(cid) for cid in ("a", "b")}
+    timers = Timers()
+    for i, cid in enumerate(store):
+        timers.schedule(engine.on_event(store[cid], ev("add_to_cart", T0 + i, cid), T0, CFG).timers)
+    fired: list[tuple[str, int]] = []
+
+    def record(step: Step, kind: str, due: int) -> None:
+        fired.extend((d.customer_id, due) for d in step.decisions)
+
+    wall = T0 + HOUR
+    assert timers.fire_own(store["b"], T0 + DELAY, CFG, record, now=wall) == 0  # not due yet
+    assert timers.fire_own(store["b"], T0 + HOUR, CFG, record, now=wall) == 1
+    assert fired == [("b", T0 + 1 + DELAY)] and store["b"].timers == {}
+    assert len(timers) == 2  # b's entry is stale now, a's still waits
+    assert timers.fire(T0 + HOUR, store.__getitem__, CFG, record, now=wall) == 1
+    assert fired == [("b", T0 + 1 + DELAY), ("a", T0 + DELAY)]
