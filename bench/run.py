@@ -8,7 +8,9 @@ Phases (each a separate process where it consumes, so none shares an event loop)
  4. a block of carts (100,000 with --full) due over ~20 s -> timer lateness;
  5. kill -9 the worker and time its replacement to /ready; read the state changelog;
  6. (--full) two workers in a fresh group over the same backlog;
- 7. state/RSS at 1,000,000 customers in-process (bench.state_size); replay (replay_bench).
+ 7. restart of a ``rocksdb://`` worker at 100,000 (and, with --full, 1,000,000) customers
+    (bench.restart_scale, on a broker of its own);
+ 8. state/RSS at 1,000,000 customers in-process (bench.state_size); replay (replay_bench).
 Writes bench/results/latest.json and latest.md.
 """
 
@@ -48,6 +50,7 @@ SIZES = {
         "timers": 20_000,
         "replay": 100_000,
         "replay_long": 200_000,
+        "restart_customers": "100000",
     },
     "full": {
         "events": 300_000,
@@ -55,6 +58,7 @@ SIZES = {
         "timers": 100_000,
         "replay": 300_000,
         "replay_long": 1_000_000,
+        "restart_customers": "100000,1000000",
     },
 }
 BENCH_CONFIG = f"""
@@ -274,7 +278,7 @@ def main() -> int:
     size.add_argument("--quick", action="store_const", dest="size", const="quick")
     size.add_argument("--full", action="store_const", dest="size", const="full")
     parser.add_argument(
-        "--skip", default="", help="comma list: quix,faust,two,replay,state,rocksdb"
+        "--skip", default="", help="comma list: quix,faust,two,replay,state,rocksdb,restart"
     )
     args = parser.parse_args()
     mode = args.size or "quick"
@@ -372,6 +376,18 @@ def main() -> int:
             for w in pair:
                 w.stop()
 
+    if "restart" not in skip:  # its own broker: the sizes above would blur what it measures
+        results["restart_scale"] = run_json(
+            [
+                sys.executable,
+                "-m",
+                "bench.restart_scale",
+                "--customers",
+                sizes["restart_customers"],
+            ],
+            1800,
+        )
+        log(f"restart at scale: {results['restart_scale']}")
     if "state" not in skip:
         results["state_1m"] = run_json(
             [sys.executable, "-m", "bench.state_size", "--customers", "1000000"]
@@ -524,6 +540,7 @@ def markdown(s: dict) -> str:
         f"| RSS at 1,000,000 customers (in-process store, see FINDINGS) | {s['rss_mb_1m']} MB |",
         f"| restart after kill -9 -> /ready, memory store (reads the whole changelog) | {s['recovery_s']} s |",
         f"| restart after kill -9 -> /ready, rocksdb:// (reads the tail) | {s.get('recovery_rocksdb_s')} s |",
+        *_restart_rows(d.get("restart_scale") or {}),
         *_replay_rows(d.get("replay") or {}),
         "",
         f"Command: `python -m bench.run --{s['mode']}` ({d['wall_s']} s).",
@@ -531,6 +548,15 @@ def markdown(s: dict) -> str:
     for note in d.get("notes", []):
         out.append(f"Note: {note}")
     return "\n".join(out) + "\n"
+
+
+def _restart_rows(restart: dict) -> list[str]:
+    return [
+        f"| restart after kill -9 -> /ready, rocksdb://, {r['customers']:,} customers with a "
+        f"pending deadline each (re-armed: {r['timers_pending_after']:,}) | "
+        f"{r['restart_to_ready_s']} s |"
+        for r in restart.get("restart", [])
+    ]
 
 
 def _replay_rows(replay: dict) -> list[str]:
