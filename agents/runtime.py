@@ -272,13 +272,13 @@ class Runtime:
         for partition in partitions:
             self.store.stages.pop(partition, None)
             self.audiences.pop(partition, None)
-        for partition, state in self.store.recovered(partitions):
+        for partition, customer_id, stage, timers, segments in self.store.recovered(partitions):
             per_partition[partition].extend(
-                (due, state.customer_id, kind) for kind, due in state.timers.items()
+                (due, customer_id, kind) for kind, due in timers.items()
             )
-            self.store.stages.setdefault(partition, Counter())[state.stage] += 1
-            if state.segments:  # "!name": seen outside (core.segments.Compiled.after)
-                inside = [name for name in state.segments if name[0] != "!"]
+            self.store.stages.setdefault(partition, Counter())[stage] += 1
+            if segments:  # "!name": seen outside (core.segments.Compiled.after)
+                inside = [name for name in segments if name[0] != "!"]
                 self.audiences.setdefault(partition, Counter()).update(inside)
         for partition, entries in per_partition.items():
             self.timers.rebuild(partition, entries)

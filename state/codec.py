@@ -19,6 +19,10 @@ VERSION = 1
 _FIELDS = tuple(f.name for f in fields(CustomerState))
 _PROFILE = _FIELDS.index("profile")
 _SEEN = _FIELDS.index("seen")
+# What a restart indexes; +1: the version leads the array
+_ID, _STAGE, _TIMERS, _SEGMENTS = (
+    _FIELDS.index(n) + 1 for n in ("customer_id", "stage", "timers", "segments")
+)
 _PROFILE_FIELDS = tuple(f.name for f in fields(Profile))
 
 
@@ -53,3 +57,17 @@ def from_obj(values: list) -> CustomerState:
     if state.profile is not None:
         state.profile = Profile(**state.profile)  # type: ignore[arg-type]
     return state
+
+
+def index_fields(raw: bytes) -> tuple[str, str, dict[str, int], list[str]]:
+    """A stored state's customer id, stage, timers and audiences, without building the state.
+
+    A restart reads every stored customer for these alone; building each
+    ``CustomerState`` nearly doubled that (29 vs 16 us a long-history state). A record
+    from before a field was appended lacks it: its default applies.
+    """
+    values = orjson.loads(raw)
+    if values[0] != VERSION:
+        raise ValueError(f"unknown customer state version {values[0]}")
+    segments = values[_SEGMENTS] if len(values) > _SEGMENTS else []
+    return values[_ID], values[_STAGE], values[_TIMERS], segments

@@ -178,7 +178,10 @@ class CustomerStore:
         self._dirty.pop(partition, None)
         self.stages.pop(partition, None)
 
-    def recovered(self, partitions: set[int]) -> Iterator[tuple[int, CustomerState]]:
-        """Decode every stored customer of ``partitions`` (after Faust's recovery)."""
+    def recovered(
+        self, partitions: set[int]
+    ) -> Iterator[tuple[int, str, str, dict[str, int], list[str]]]:
+        """Every stored customer of ``partitions`` (after Faust's recovery), as a restart
+        indexes them: partition, customer id, stage, timers, audiences (``codec.index_fields``)."""
         for partition, _, raw in self._local.items(partitions):
-            yield partition, codec.decode(raw)
+            yield partition, *codec.index_fields(raw)

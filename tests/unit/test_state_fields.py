@@ -8,6 +8,8 @@ positions those names stand for, so renumbering one fails here, not in productio
 
 from __future__ import annotations
 
+import orjson
+
 from core import engine, windows
 from core.config import Config
 from core.model import (
@@ -77,3 +79,19 @@ def test_the_state_written_to_the_changelog_keeps_its_shape() -> None:
     assert (line[LINE_QUANTITY], line[LINE_PRICE]) == (1, 3.5)
     (bucket,) = wire.counts["view"]
     assert (bucket[windows.START], bucket[windows.COUNT]) == (T0 - T0 % 60_000, 1)
+
+
+def test_what_a_restart_indexes_is_what_the_full_decode_gives() -> None:
+    """``codec.index_fields`` reads a stored state's id, stage, timers and audiences
+    without building it; it must agree with ``codec.decode``, old records included."""
+    state = CustomerState("c1")
+    cart = Event("a1", "add_to_cart", "c1", T0, "clickstream", product_id="p2", price=20.0)
+    engine.on_event(state, cart, T0, Config())
+    state.segments = ["vip", "!lapsed"]
+    raw = codec.encode(state)
+    full = codec.decode(raw)
+    assert full.timers  # the cart's deadline: something to index
+    assert codec.index_fields(raw) == (full.customer_id, full.stage, full.timers, full.segments)
+
+    older = orjson.dumps(orjson.loads(raw)[: 1 + codec._FIELDS.index("segments")])
+    assert codec.index_fields(older) == ("c1", full.stage, full.timers, [])
