@@ -34,7 +34,9 @@ class _Data:  # the shape of faust's memory Store that CustomerStore reads
         self._key_partition: dict[bytes, int] = {}
 
 
-class _Table:
+class MemoryTable:
+    """What ``CustomerStore`` reads of a Faust table with the memory store, without Faust."""
+
     def __init__(self) -> None:
         self.data = _Data()
 
@@ -72,7 +74,7 @@ def main() -> int:
     del sys.modules["kairos.simulate"]
     gc.collect()
     before = rss_mb()
-    table = _Table()
+    table = MemoryTable()
     cache_size = Settings().state_cache
     store = CustomerStore(table, None, "changelog", cache_size)  # type: ignore[arg-type]
     data, where = table.data.data, memory_store_partitions(table.data)

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from agents.runtime import Runtime
+from bench.state_size import MemoryTable
 from core.config import Config
 from core.durations import MINUTE
 from state.store import CustomerStore
@@ -25,17 +26,6 @@ from stream.output import Lane, Output
 from stream.pacing import Pacer
 
 DELAY = 30 * MINUTE  # the abandoned cart's default delay
-
-
-class _Data:  # the shape of Faust's memory store that CustomerStore reads
-    def __init__(self) -> None:
-        self.data: dict[bytes, bytes] = {}
-        self._key_partition: dict[bytes, int] = {}
-
-
-class _Table:
-    def __init__(self) -> None:
-        self.data = _Data()
 
 
 class _Recorded(Output):
@@ -61,7 +51,7 @@ def carts_only() -> Config:
 
 def catching_up_runtime() -> tuple[Runtime, _Recorded]:
     output = _Recorded()
-    runtime = Runtime(carts_only(), CustomerStore(_Table(), output, "changelog", 1000), output)
+    runtime = Runtime(carts_only(), CustomerStore(MemoryTable(), output, "changelog", 1000), output)
     runtime.rebuild({0})
     # The broker holds more input than was handled: partition 0 is catching up.
     runtime.input_positions = lambda p: [(topics.CLICKSTREAM, 0, 10**9)]
