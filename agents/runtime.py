@@ -268,18 +268,25 @@ class Runtime:
 
     def rebuild(self, partitions: set[int]) -> None:
         """After recovery: re-index pending timers and stage counts from the restored state."""
-        per_partition: dict[int, list[tuple[int, str, str]]] = {p: [] for p in partitions}
+        per_partition: dict[int, list[tuple[int, str, str]]] = {}
         for partition in partitions:
-            self.store.stages.pop(partition, None)
+            entries: list[tuple[int, str, str]] = []
+            stages: list[str] = []
+            inside: list[str] = []
+            add_entry, add_stage, add_inside = entries.append, stages.append, inside.extend
+            # Every stored customer passes here (a million: seconds of a restart), so the
+            # loop keeps to local names and counts once at the end.
+            for customer_id, stage, timers, segments in self.store.recovered(partition):
+                for kind, due in timers.items():
+                    add_entry((due, customer_id, kind))
+                add_stage(stage)
+                if segments:  # "!name": seen outside (core.segments.Compiled.after)
+                    add_inside(name for name in segments if name[0] != "!")
+            per_partition[partition] = entries
+            self.store.stages[partition] = Counter(stages)
             self.audiences.pop(partition, None)
-        for partition, customer_id, stage, timers, segments in self.store.recovered(partitions):
-            per_partition[partition].extend(
-                (due, customer_id, kind) for kind, due in timers.items()
-            )
-            self.store.stages.setdefault(partition, Counter())[stage] += 1
-            if segments:  # "!name": seen outside (core.segments.Compiled.after)
-                inside = [name for name in segments if name[0] != "!"]
-                self.audiences.setdefault(partition, Counter()).update(inside)
+            if inside:
+                self.audiences[partition] = Counter(inside)
         for partition, entries in per_partition.items():
             self.timers.rebuild(partition, entries)
         log.info(

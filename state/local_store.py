@@ -23,7 +23,7 @@ from stream.app import memory_store_partitions, rocksdb_items, rocksdb_partition
 class LocalStore(Protocol):
     def get(self, partition: int, key: bytes) -> bytes | None: ...
     def put(self, partition: int, key: bytes, value: bytes) -> None: ...
-    def items(self, partitions: set[int]) -> Iterator[tuple[int, bytes, bytes]]: ...
+    def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]: ...
     def persisted(self, changelog: str, partition: int, offset: int) -> None: ...
 
 
@@ -41,11 +41,12 @@ class InMemory:
         self._data[key] = value
         self._partition_of[key] = partition
 
-    def items(self, partitions: set[int]) -> Iterator[tuple[int, bytes, bytes]]:
-        for key, partition in list(self._partition_of.items()):
-            value = self._data.get(key)
-            if partition in partitions and value:
-                yield partition, key, value
+    def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        data = self._data
+        for key in [k for k, p in self._partition_of.items() if p == partition]:
+            value = data.get(key)
+            if value:
+                yield key, value
 
     def persisted(self, changelog: str, partition: int, offset: int) -> None:
         """Nothing survives a restart in memory: recovery always reads the whole changelog."""
@@ -63,12 +64,11 @@ class RocksDB:
     def put(self, partition: int, key: bytes, value: bytes) -> None:
         rocksdb_partition_db(self._store, partition).put(key, value)
 
-    def items(self, partitions: set[int]) -> Iterator[tuple[int, bytes, bytes]]:
-        for partition in sorted(partitions):
-            db = rocksdb_partition_db(self._store, partition)
-            for key, value in rocksdb_items(self._store, db):
-                if value:
-                    yield partition, key, value
+    def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        db = rocksdb_partition_db(self._store, partition)
+        for key, value in rocksdb_items(self._store, db):
+            if value:
+                yield key, value
 
     def persisted(self, changelog: str, partition: int, offset: int) -> None:
         self._store.set_persisted_offset(TP(changelog, partition), offset)

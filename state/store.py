@@ -178,10 +178,9 @@ class CustomerStore:
         self._dirty.pop(partition, None)
         self.stages.pop(partition, None)
 
-    def recovered(
-        self, partitions: set[int]
-    ) -> Iterator[tuple[int, str, str, dict[str, int], list[str]]]:
-        """Every stored customer of ``partitions`` (after Faust's recovery), as a restart
-        indexes them: partition, customer id, stage, timers, audiences (``codec.index_fields``)."""
-        for partition, _, raw in self._local.items(partitions):
-            yield partition, *codec.index_fields(raw)
+    def recovered(self, partition: int) -> Iterator[tuple[str, str, dict[str, int], list[str]]]:
+        """Every stored customer of ``partition`` (after Faust's recovery), as a restart
+        indexes them: customer id, stage, timers, audiences (``codec.index_fields``)."""
+        index_fields = codec.index_fields
+        for _, raw in self._local.items(partition):
+            yield index_fields(raw)
