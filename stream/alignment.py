@@ -14,7 +14,8 @@ came before it, and the decisions differ from what live processing (and
 task, always hands on the record with the lowest timestamp among the heads of its
 buffers. When one of the task's partitions has nothing buffered but is known to
 have more on the broker (its high watermark, its end offset listed after a seek, or
-a fetch that jumped ahead say so), the task waits for it, at most ``max_idle_ms``;
+a fetch that jumped ahead say so), or no fetch has told its end since it was sought,
+the task waits for it, at most ``max_idle_ms``;
 then it goes on without it (a partition that is slow to fetch must not stall the
 others for ever). As in Kafka Streams since KIP-695, a partition that only *may*
 get more records is not waited for.
@@ -46,6 +47,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 MAX_RESEEKS = 2
+# What ``highwater`` returns for a partition no fetch response has described since its
+# last seek: its lag is not known, so its task waits for it (at most ``max_idle_ms``),
+# as Kafka Streams does while a partition's lag is unknown (KIP-695).
+UNKNOWN = -1
 
 
 class Record(Protocol):
@@ -324,6 +329,8 @@ class Aligner:
         if lane.fetch_offset is None:
             return False
         hw = highwater(tp)
+        if hw == UNKNOWN:
+            return True
         end = max(-1 if hw is None else hw, -1 if lane.known_end is None else lane.known_end)
         return lane.fetch_offset < end
 

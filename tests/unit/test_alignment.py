@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stream.alignment import MAX_RESEEKS, Aligner, Jump
+from stream.alignment import MAX_RESEEKS, UNKNOWN, Aligner, Jump
 
 INPUTS = frozenset({"clickstream", "orders", "engagement"})
 
@@ -330,3 +330,25 @@ def test_positions_of_partitions_not_sought_are_not_judged() -> None:
     assert aligner.check(CLICKS, 50) is None
     aligner.seek(CLICKS, 3)
     assert aligner.sought() == [CLICKS]
+
+
+def test_a_task_waits_while_a_sought_partitions_end_is_unknown() -> None:
+    """After a rebalance, a topic whose end no fetch has told since its seek may still
+    hold a customer's first visit: their order waits for it (KIP-695), boundedly."""
+    now = [0.0]
+    aligner = Aligner(INPUTS, max_idle_ms=500, clock=lambda: now[0])
+    aligner.seek(CLICKS, 0)
+    aligner.seek(ORDERS, 0)
+    aligner.add(ORDERS, recs(ORDERS, 0, 5.0))
+    unknown = {CLICKS: UNKNOWN}
+    assert drain(aligner, unknown) == []  # clickstream's end is not known yet
+    aligner.add(CLICKS, recs(CLICKS, 0, 1.0))  # the fetch brings the visit first
+    assert drain(aligner, {CLICKS: 1}) == [("clickstream", 0), ("orders", 0)]
+
+    aligner.add(ORDERS, recs(ORDERS, 1, 6.0))
+    assert drain(aligner, {CLICKS: 1}) == [("orders", 1)]  # known and fetched: no wait
+    aligner.seek(CLICKS, 1)
+    aligner.add(ORDERS, recs(ORDERS, 2, 7.0))
+    assert drain(aligner, unknown) == []
+    now[0] = 0.6  # no fetch came within max_idle_ms: go on without it
+    assert drain(aligner, unknown) == [("orders", 2)]
