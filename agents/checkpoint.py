@@ -45,7 +45,7 @@ class Checkpoint:
         # earlier one's outputs are acknowledged.
         self._lock = asyncio.Lock()
 
-    async def run(self) -> int:
+    async def run(self, paced: bool = False) -> int:
         """Steps 1-3; returns how many customer states were written."""
         async with self._lock:
             cut: list[StateSnapshot] = []
@@ -58,7 +58,7 @@ class Checkpoint:
                 raise
             snapshot = cut[0]
             try:
-                await self._store.encode(snapshot)
+                await self._store.encode(snapshot, paced=paced)
             except BaseException:
                 self._store.mark_dirty(snapshot)
                 raise

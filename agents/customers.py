@@ -53,7 +53,7 @@ def install(app: KairosApp, runtime: Runtime, table: Any) -> None:
         await every(settings.output_interval, runtime.output.drain, "sending outputs")
 
     async def checkpoint() -> None:
-        await runtime.flush()
+        await runtime.flush(paced=True)
         runtime.update_stage_gauge()
 
     @app.task

@@ -368,11 +368,16 @@ class Runtime:
                 self.cfg.costs.of(d.channel)
             )
 
-    async def flush(self) -> None:
-        """Persist every effect so far, outputs before states (``agents/checkpoint.py``)."""
+    async def flush(self, paced: bool = False) -> None:
+        """Persist every effect so far, outputs before states (``agents/checkpoint.py``).
+
+        ``paced``: the periodic checkpoint leaves room for events while it encodes
+        (``stream/pacing.py``); one that a commit, a revocation or shutdown waits for
+        does not, since what waits for it is the events themselves.
+        """
         for hook in self.before_flush:  # outputs due at the cut (agents/products.py)
             hook()
-        await self.checkpoint.run()
+        await self.checkpoint.run(paced)
 
     def update_stage_gauge(self) -> None:
         totals: dict[str, int] = {}
