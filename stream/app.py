@@ -147,7 +147,7 @@ class _Consumer(faust_aiokafka.Consumer):
         """``tp``'s high watermark for the aligner; ``UNKNOWN`` until a fetch response has
         described ``tp`` since its last seek. (After a rebalance, a customer's order went
         through before their first visit on a topic whose end was not known yet: the
-        fault soak's broker_cut, once in 80 runs.)
+        fault soak's broker_cut, once in 100 runs.)
         """
         client = self._thread._ensure_consumer()  # aiokafka's: it knows when it last polled
         try:
