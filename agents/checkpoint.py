@@ -35,6 +35,7 @@ import asyncio
 from monitoring import metrics
 from state.store import CustomerStore, StateSnapshot
 from stream.output import Output
+from stream.pacing import Pacer
 
 
 class Checkpoint:
@@ -45,7 +46,7 @@ class Checkpoint:
         # earlier one's outputs are acknowledged.
         self._lock = asyncio.Lock()
 
-    async def run(self, paced: bool = False) -> int:
+    async def run(self, pacer: Pacer | None = None) -> int:
         """Steps 1-3; returns how many customer states were written."""
         async with self._lock:
             cut: list[StateSnapshot] = []
@@ -58,7 +59,7 @@ class Checkpoint:
                 raise
             snapshot = cut[0]
             try:
-                await self._store.encode(snapshot, paced=paced)
+                await self._store.encode(snapshot, pacer=pacer)
             except BaseException:
                 self._store.mark_dirty(snapshot)
                 raise

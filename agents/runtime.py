@@ -29,6 +29,7 @@ from state.timers import TimerIndex
 from stream import topics
 from stream.events import Rejection, decode_event, decode_profile
 from stream.output import BULK, FAST, Lane, Output, partition_for
+from stream.pacing import Pacer
 
 log = logging.getLogger(__name__)
 TIMER_SLICE = 50  # timers fired between two chances for events to run (a few ms)
@@ -51,6 +52,8 @@ class Runtime:
         self.output = output
         self.partitions = partitions
         self.checkpoint = Checkpoint(output, store)
+        # One budget for the worker's background work: due timers, periodic checkpoints.
+        self.pacer = Pacer()
         self.timers = TimerIndex()
         self.recovered = False
         # Partitions whose state Faust has restored and whose timers are indexed: only
@@ -221,7 +224,7 @@ class Runtime:
                 due = timers.next_due()
                 if due is None or due > until:
                     break
-                await self.store.pacer.step()  # a burst must not stall the events behind it
+                await self.pacer.step()  # a burst must not stall the events behind it
         metrics.TIMERS_PENDING.set(len(self.timers))
         return fired
 
@@ -377,7 +380,7 @@ class Runtime:
         """
         for hook in self.before_flush:  # outputs due at the cut (agents/products.py)
             hook()
-        await self.checkpoint.run(paced)
+        await self.checkpoint.run(self.pacer if paced else None)
 
     def update_stage_gauge(self) -> None:
         totals: dict[str, int] = {}

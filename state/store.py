@@ -59,7 +59,6 @@ class CustomerStore:
         self._cache: dict[int, dict[str, CustomerState]] = {}
         self._dirty: dict[int, set[str]] = {}
         self._cut: StateSnapshot | None = None  # a snapshot still being encoded
-        self.pacer = Pacer()  # the worker's background work: checkpoints, due timers
         self.stages: dict[int, Counter[str]] = {}
 
     def get(self, customer_id: str, partition: int) -> CustomerState:
@@ -107,9 +106,10 @@ class CustomerStore:
         return self._cut
 
     async def encode(
-        self, snapshot: StateSnapshot, slice_size: int = 100, paced: bool = False
+        self, snapshot: StateSnapshot, slice_size: int = 100, pacer: Pacer | None = None
     ) -> None:
-        """Encode what copy on write has not, a slice (a few ms) at a time."""
+        """Encode what copy on write has not, a slice (a few ms) at a time; with ``pacer``,
+        slices keep to its budget (``stream/pacing.py``)."""
         try:
             for partition, pending in snapshot.pending.items():
                 cache = self._cache.get(partition, {})
@@ -118,7 +118,7 @@ class CustomerStore:
                         customer_id = next(iter(pending))
                         snapshot.take(partition, customer_id, cache.get(customer_id))
                     if pending:
-                        await (self.pacer.step() if paced else asyncio.sleep(0))
+                        await (pacer.step() if pacer is not None else asyncio.sleep(0))
         finally:
             if self._cut is snapshot:
                 self._cut = None
