@@ -11,21 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
 from typing import Any
 
 import orjson
+from test_driver import DELAY, carts_only  # the driver's tests: one cart trigger, its delay
 
 from agents.runtime import Runtime
 from bench.state_size import MemoryTable
-from core.config import Config
 from core.durations import MINUTE
 from state.store import CustomerStore
 from stream import topics
 from stream.output import Lane, Output
 from stream.pacing import Pacer
-
-DELAY = 30 * MINUTE  # the abandoned cart's default delay
 
 
 class _Recorded(Output):
@@ -41,12 +38,6 @@ class _Recorded(Output):
         super().add(topic, partition, key, value, lane)
         if topic == topics.ACTIONS:
             self.actions.append(f"{value['customer_id']}:{value['trigger']}")
-
-
-def carts_only() -> Config:
-    base = Config()
-    triggers = {n: replace(t, enabled=n == "abandoned_cart") for n, t in base.triggers.items()}
-    return Config(triggers=triggers)
 
 
 def catching_up_runtime() -> tuple[Runtime, _Recorded]:
