@@ -26,7 +26,7 @@ audiences:
   active_vip: "vip and days_since_active < 0.0001"  # active within the last 8.64 s
 scores:
   lead:
-    mql: 50
+    mql: 45  # under the ~50 of a 2nd step: a ms of decay between events keeps it below 50
     points:
       - {on: page_view, url: /pricing, points: 20}
       - {on: page_view, url: /demo, points: 40}
