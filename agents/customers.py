@@ -17,6 +17,13 @@ from stream.app import KairosApp, input_positions, raw_topics
 
 log = logging.getLogger(__name__)
 
+# RocksDB keeps unflushed writes in memtables backed by its write-ahead log, and a
+# restart after kill -9 replays that log before the partition opens. With Faust's
+# 64 MiB buffers, a million customers' states were still all in the log: opening the
+# partitions took ~2.7 s. 16 MiB (Kafka Streams' default) flushes to sorted files as
+# it goes: 0.5 s, and a third of the memtable memory.
+ROCKSDB_OPTIONS = {"write_buffer_size": 16 * 1024 * 1024}
+
 
 def declare_table(app: KairosApp) -> Any:
     """The customer-state table: raw bytes keyed by customer_id, changelog-backed."""
@@ -25,6 +32,7 @@ def declare_table(app: KairosApp) -> Any:
         partitions=app.kairos_settings.partitions,
         key_type=bytes,
         value_type=bytes,
+        options=dict(ROCKSDB_OPTIONS),  # a copy: Faust's RocksDB store pops from it
     )
 
 

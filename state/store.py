@@ -184,6 +184,4 @@ class CustomerStore:
     def recovered(self, partition: int) -> Iterator[tuple[str, str, dict[str, int], list[str]]]:
         """Every stored customer of ``partition`` (after Faust's recovery), as a restart
         indexes them: customer id, stage, timers, audiences (``codec.index_fields``)."""
-        index_fields = codec.index_fields
-        for _, raw in self._local.items(partition):
-            yield index_fields(raw)
+        return map(codec.index_fields, self._local.values(partition))

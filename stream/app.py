@@ -37,6 +37,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
+from itertools import chain
 from pathlib import Path
 from typing import Any, cast
 
@@ -425,9 +426,17 @@ def rocksdb_partition_db(store: Any, partition: int) -> Any:
     return store._db_for_partition(partition)
 
 
-# Replaces store._visible_items: a partition's items without Faust's changelog-offset key.
-def rocksdb_items(store: Any, db: Any) -> Iterator[tuple[bytes, bytes]]:
-    return cast(Iterator[tuple[bytes, bytes]], store._visible_items(db))
+# Replaces store._visible_items: a partition's values without Faust's changelog-offset
+# record (set_persisted_offset writes it into the same database). A restart reads every
+# stored customer through this: the keys below the offset key, then those above, as two
+# of rocksdict's own iterators, cost no Python frame per value as a generator would.
+def rocksdb_values(store: Any, db: Any) -> Iterator[bytes]:
+    import rocksdict  # the optional extra: only a rocksdb:// store calls this
+
+    offset_key: bytes = store.offset_key
+    below = rocksdict.ReadOptions()
+    below.set_iterate_upper_bound(offset_key)
+    return chain(db.values(read_opt=below), db.values(from_key=offset_key + b"\0"))
 
 
 # Replaces consumer._committed_offset: the lag gauge needs it; Faust tracks it, exposes none.

@@ -61,6 +61,11 @@ async def test_a_pending_cart_deadline_survives_a_worker_restart_and_fires_once(
         second.stop()
     assert len(actions) == 1, second.tail()
     assert actions[0]["action_id"] == action_id("abandoned_cart", c, (1, 1))
+    if store == "rocksdb://":  # small write buffers: a restart replays little write-ahead log
+        options = list((tmp_path / "data").rglob("OPTIONS-*"))
+        assert options and all(
+            "write_buffer_size=16777216" in path.read_text() for path in options
+        ), options
 
 
 async def test_a_worker_restarted_after_kill_9_removes_its_predecessor_from_the_group(

@@ -42,9 +42,10 @@ PINNED = {
     "faust.stores.memory:Store.__post_init__": "e59c82f3785458b2",
     "faust.stores.memory:Store._create_batch_iterator": "b082c8bcc0403823",
     "faust.stores.memory:Store.on_recovery_completed": "a00bef343e139602",
-    # Store._db_for_partition and Store._visible_items (rocksdb_partition_db, rocksdb_items)
+    # Store._db_for_partition (rocksdb_partition_db); the offset record that rocksdb_values
+    # steps over, written under Store.offset_key into each partition's database
     "faust.stores.rocksdb:Store._db_for_partition": "cb7e67d5f9efc4bc",
-    "faust.stores.rocksdb:Store._visible_items": "545dc16a2b25e4a4",
+    "faust.stores.rocksdb:Store.set_persisted_offset": "b4c811926678346e",
     # Consumer._committed_offset (committed_offsets): made in __init__, kept by perform_seek,
     # _commit_offsets and on_partitions_revoked (above)
     "faust.transport.consumer:Consumer.__init__": "302410d59e6972d1",
