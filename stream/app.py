@@ -28,6 +28,9 @@ serves state/local_store.py and monitoring/lag.py). What each replaces and why:
 4. ``AIOKafkaConsumerThread.on_start`` and ``ConsumerThread.on_partitions_assigned``:
    the process keeps its group member id, and its successor removes that member before
    joining, so a restart after kill -9 does not wait out a session (stream/membership.py).
+5. ``TableManager.on_start``: Faust sleeps 1 s there so that tables declared after the
+   app starts are still recovered; ours is declared before (agents/customers.py), and
+   every start and restart waited that second.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from typing import Any, cast
 
 import faust
 from aiokafka.errors import IllegalStateError
+from faust.tables.manager import TableManager
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
@@ -340,6 +344,13 @@ class _Transport(faust_aiokafka.Transport):
     Consumer = _Consumer
 
 
+class _TableManager(TableManager):
+    async def on_start(self) -> None:  # upstream: await self.sleep(1.0), then the same
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
+
+
 class KairosApp(faust.App):
     kairos_settings: Settings
     # Persists every effect of the records handled so far; runs before each offset commit.
@@ -394,6 +405,7 @@ def create_app(settings: Settings, instance: str | None = None) -> KairosApp:
         web_enabled=False,
         table_cleanup_interval=3600.0,
         table_standby_replicas=settings.standby_replicas,
+        TableManager=_TableManager,
     )
     app.kairos_settings = settings
     name = instance or f"worker-{settings.metrics_port}"

@@ -13,6 +13,12 @@ import hashlib
 import importlib
 import inspect
 from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+from stream.app import _TableManager, create_app
+from stream.settings import Settings
 
 PINNED_VERSION = "0.15.3"
 
@@ -37,6 +43,8 @@ PINNED = {
     # The group member id kept for a successor (stream/membership.py)
     "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread.on_start": "38b4e8bd1e10723a",
     "faust.transport.consumer:ConsumerThread.on_partitions_assigned": "e59e8dda43724bd4",
+    # Started without its 1 s sleep (_TableManager.on_start repeats the rest of it)
+    "faust.tables.manager:TableManager.on_start": "365dd25fbc0e0684",
     # Private members read through the end of stream/app.py: where each is made and kept.
     # Store._key_partition (memory_store_partitions)
     "faust.stores.memory:Store.__post_init__": "e59c82f3785458b2",
@@ -77,3 +85,9 @@ def test_faust_is_the_pinned_version() -> None:
 def test_the_upstream_methods_we_override_or_lean_on_are_unchanged() -> None:
     changed = {path: source_hash(path) for path in PINNED if source_hash(path) != PINNED[path]}
     assert changed == {}, "upstream changed: read it, then update stream/app.py and PINNED"
+
+
+def test_the_app_uses_our_table_manager(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAIROS_DATA_DIR", str(tmp_path))
+    app = create_app(Settings())
+    assert type(app.tables).on_start is _TableManager.on_start
