@@ -20,8 +20,8 @@ log = logging.getLogger(__name__)
 # RocksDB keeps unflushed writes in memtables backed by its write-ahead log, and a
 # restart after kill -9 replays that log before the partition opens. With Faust's
 # 64 MiB buffers, a million customers' states were still all in the log: opening the
-# partitions took ~2.7 s. 16 MiB (Kafka Streams' default) flushes to sorted files as
-# it goes: 0.5 s, and a third of the memtable memory.
+# partitions took 1.7-3.4 s. 16 MiB (Kafka Streams' default) flushes to sorted files
+# as it goes: 0.7-1.0 s (bench/FINDINGS.md, seventh round), a quarter of the memory.
 ROCKSDB_OPTIONS = {"write_buffer_size": 16 * 1024 * 1024}
 
 
