@@ -35,6 +35,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from bench import traffic
+from bench.cpu import cores
 from bench.engine import EngineWorker, consumed, drain_rate
 from kairos.launcher import create_topics, start_broker, start_redis
 from stream import topics
@@ -128,7 +129,9 @@ async def read_actions(bootstrap: str, stop: asyncio.Event, sink: list, predicat
         await consumer.stop()
 
 
-async def latency_phase(bootstrap: str, rate: float, seconds: float) -> dict:
+async def latency_phase(
+    bootstrap: str, rate: float, seconds: float, pids: dict[str, int | None] | None = None
+) -> dict:
     stop, seen = asyncio.Event(), []
     reader = asyncio.create_task(
         read_actions(
@@ -139,7 +142,9 @@ async def latency_phase(bootstrap: str, rate: float, seconds: float) -> dict:
         )
     )
     await asyncio.sleep(1.0)  # the reader is at the end of the topic before anything is sent
-    sent = await traffic.paced(bootstrap, 100_000, rate, seconds)
+    cpu: dict[str, float] = {}
+    with cores({"bench": os.getpid(), **(pids or {})}, cpu):  # who had the 2 cores
+        sent = await traffic.paced(bootstrap, 100_000, rate, seconds)
     await asyncio.sleep(3.0)
     stop.set()
     await reader
@@ -160,11 +165,17 @@ async def latency_phase(bootstrap: str, rate: float, seconds: float) -> dict:
         "max": round(max(e2e, default=float("nan")), 1),
         "engine_p50": round(pct(engine, 0.5), 1),
         "engine_p99": round(pct(engine, 0.99), 1),
+        "cpu_cores": cpu,
     }
 
 
 async def burst_latency_phase(
-    bootstrap: str, rate: float, seconds: float, n: int, engine_eps: float
+    bootstrap: str,
+    rate: float,
+    seconds: float,
+    n: int,
+    engine_eps: float,
+    pids: dict[str, int | None] | None = None,
 ) -> dict:
     """The latency phase while ``n`` cart deadlines fall due at one instant in its middle."""
     load_s = n / max(engine_eps, 500) * 1.5 + 3
@@ -173,7 +184,7 @@ async def burst_latency_phase(
         bootstrap, traffic.carts(n, first_due, 0, CART_DELAY_S * 1000, prefix="bst"), PARTITIONS
     )
     await asyncio.sleep(max(0.0, load_s - 1.0))  # latency_phase waits 1 s for its reader
-    result = await latency_phase(bootstrap, rate, seconds)
+    result = await latency_phase(bootstrap, rate, seconds, pids)
     result["burst_deadlines"] = n
     return result
 
@@ -326,11 +337,17 @@ def main() -> int:
             time.sleep(0.2)
         results["rss_mb_backlog"] = round(worker.rss_mb(), 1)
 
-        results["latency"] = asyncio.run(latency_phase(broker.bootstrap, 2000, sizes["latency_s"]))
+        pids = {
+            "broker": broker.process.pid if broker.process else None,
+            "worker": worker.process.pid,
+        }
+        results["latency"] = asyncio.run(
+            latency_phase(broker.bootstrap, 2000, sizes["latency_s"], pids)
+        )
         log(f"latency: {results['latency']}")
         results["latency_burst"] = asyncio.run(
             burst_latency_phase(
-                broker.bootstrap, 2000, sizes["latency_s"], 20_000, results["engine"]["eps"]
+                broker.bootstrap, 2000, sizes["latency_s"], 20_000, results["engine"]["eps"], pids
             )
         )
         log(f"latency with a burst of deadlines: {results['latency_burst']}")
@@ -479,6 +496,11 @@ def _burst(s: dict) -> str:
     return " / ".join(str(b.get(k)) for k in ("p50", "p99", "p999"))
 
 
+def _cpu(phase: dict | None) -> str:
+    c = (phase or {}).get("cpu_cores") or {}
+    return " / ".join(str(c.get(k, "n/a")) for k in ("broker", "worker", "bench"))
+
+
 def markdown(s: dict) -> str:
     d = s["details"]
     engine, ceiling = s["engine_eps"], s["ceiling_eps"]
@@ -533,6 +555,8 @@ def markdown(s: dict) -> str:
         f"{s['decision_latency_engine_ms']['p99']} ms |",
         f"| ...while 20,000 deadlines fall due at once mid-phase (p50 / p99 / p99.9) | "
         f"{_burst(s)} ms |",
+        f"| CPU in cores during the two latency phases: broker / worker / bench's producer and "
+        f"reader | {_cpu(d.get('latency'))}; with the burst {_cpu(d.get('latency_burst'))} |",
         f"| timer lateness, {d.get('timers', {}).get('timers', 0):,} carts due over 20 s (p50 / p99) "
         f"| {tmr['p50']} / {tmr['p99']} ms |",
         f"| state per customer (encoded, changelog; {s['state_customers'] or 0:,} customers) | {s['state_bytes_per_customer']} B |",
