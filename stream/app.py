@@ -25,9 +25,6 @@ serves state/local_store.py and monitoring/lag.py). What each replaces and why:
    topics have records to wait for. Faust's ``getmany`` drops the rest of a fetch when
    a rebalance begins; once a second the loop compares aiokafka's positions with what
    reached the aligner and seeks back over any difference (``Aligner.check``).
-   Upstream awaits a commit every ``broker_commit_every`` records in this loop; here
-   it is started and the loop goes on (``_commit_soon``): with the checkpoint in front
-   of every commit, waiting stopped the records for its writes and acknowledgements.
 4. ``AIOKafkaConsumerThread.on_start`` and ``ConsumerThread.on_partitions_assigned``:
    the process keeps its group member id, and its successor removes that member before
    joining, so a restart after kill -9 does not wait out a session (stream/membership.py).
@@ -95,7 +92,6 @@ class _Consumer(faust_aiokafka.Consumer):
     _aligner: Aligner | None = None
     _records_at: float = 0.0  # when a fetch last brought records, epoch ms
     _sought_ms: dict[Any, float] | None = None  # per partition: its last seek, epoch ms
-    _commit_soon_task: asyncio.Future[Any] | None = None  # the drain loop's last commit
 
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -319,7 +315,7 @@ class _Consumer(faust_aiokafka.Consumer):
                 since_yield = 0
             if commit_every is not None and self._n_acked >= commit_every:
                 self._n_acked = 0
-                self._commit_soon()
+                await self.commit()
             if suspended() or app.consumer_generation_id != generation:
                 return  # a rebalance began (or ended) in an await above: fetched again later
             if handler is None:
@@ -331,18 +327,6 @@ class _Consumer(faust_aiokafka.Consumer):
                 ack(message)  # handled: its offset may be committed (after a checkpoint)
             aligner.delivered(message)
             read_offset[message.tp] = message.offset
-
-    def _commit_soon(self) -> None:
-        """Faust's commit every ``broker_commit_every`` records, without waiting for it.
-
-        Upstream awaits the commit here, and with it the checkpoint it runs first
-        (outputs, states, broker acknowledgements): the drain loop stood still for all
-        of it, every 10,000 records. Records handled meanwhile are simply in the next
-        cut. A commit already under way (the periodic one) covers this one.
-        """
-        pending = self._commit_soon_task
-        if self._commit_fut is None and (pending is None or pending.done()):
-            self._commit_soon_task = self.add_future(self.commit())
 
     async def _deliver_unaligned(self, tp: Any, message: Any) -> None:
         """Upstream's per-record step, for topics the aligner does not handle."""

@@ -34,9 +34,6 @@ PINNED = {
     "faust.transport.consumer:Consumer._commit_offsets": "1a69799041188441",
     "faust.transport.consumer:Consumer._handle_attached": "48efe89d6c633cf6",
     "faust.transport.consumer:Consumer.getmany": "4b168d84882a70d6",
-    # One commit at a time through _commit_fut (_Consumer._commit_soon)
-    "faust.transport.consumer:Consumer.commit": "a354437baaa08bf8",
-    "faust.transport.consumer:Consumer.maybe_wait_for_commit_to_finish": "d687f63a0b5ef0c5",
     "faust.transport.drivers.aiokafka:Consumer._new_consumer_thread": "0870ec53dea75083",
     "faust.transport.drivers.aiokafka:Consumer.seek_to_committed": "f1d483b861b0328b",
     "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread._create_worker_consumer": (
