@@ -3,6 +3,9 @@
 Conventions: prefix ``kairos_``, ``_total`` counters, ``_seconds`` histograms in
 base units, and label values from small fixed sets (topic, event type, reason,
 trigger, status, channel, outcome, stage, partition): never a customer id.
+The worker's runtime updates its metrics on every event, from the event loop alone:
+those are ``LoopCounter`` and ``LoopHistogram`` (monitoring/loop_metrics.py), which
+skip prometheus_client's per-update lock and expose the same series.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import platform
 from importlib import metadata
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Info
+
+from monitoring.loop_metrics import LoopCounter, LoopHistogram
 
 # Milliseconds to minutes: decisions should take ms, delayed deliveries minutes.
 LATENCY_BUCKETS = (
@@ -50,29 +55,29 @@ PROCESSING_BUCKETS = (
 )
 
 # --- input ---------------------------------------------------------------
-EVENTS_CONSUMED = Counter(
+EVENTS_CONSUMED = LoopCounter(
     "kairos_events_consumed_total", "Input records consumed.", ["topic", "type"]
 )
-EVENTS_INVALID = Counter(
+EVENTS_INVALID = LoopCounter(
     "kairos_events_invalid_total", "Input records rejected by validation.", ["topic", "reason"]
 )
-DEAD_LETTERS = Counter(
+DEAD_LETTERS = LoopCounter(
     "kairos_dead_letters_total", "Records written to the dead-letters topic.", ["topic"]
 )
-DUPLICATES_DROPPED = Counter(
+DUPLICATES_DROPPED = LoopCounter(
     "kairos_duplicates_dropped_total", "Events skipped because their event_id was seen.", ["topic"]
 )
-LATE_EVENTS = Counter(
+LATE_EVENTS = LoopCounter(
     "kairos_late_events_total",
     "Events older than the window grace; counted in the oldest window still open.",
     ["topic"],
 )
-PROCESSING_SECONDS = Histogram(
+PROCESSING_SECONDS = LoopHistogram(
     "kairos_event_processing_seconds",
     "CPU time of the core per event batch, divided per event.",
     buckets=PROCESSING_BUCKETS,
 )
-DECISION_LAG_SECONDS = Histogram(
+DECISION_LAG_SECONDS = LoopHistogram(
     "kairos_decision_lag_seconds",
     "Wall-clock now minus the event time of the event that caused a decision.",
     ["trigger"],
@@ -83,10 +88,10 @@ CONSUMER_LAG = Gauge(
 )
 
 # --- decisions and journey ------------------------------------------------
-DECISIONS = Counter(
+DECISIONS = LoopCounter(
     "kairos_decisions_total", "Decisions made, by trigger and status.", ["trigger", "status"]
 )
-STAGE_CHANGES = Counter(
+STAGE_CHANGES = LoopCounter(
     "kairos_stage_changes_total", "Journey stage transitions.", ["from_stage", "to_stage"]
 )
 CUSTOMERS_BY_STAGE = Gauge(
@@ -99,12 +104,12 @@ CUSTOMERS_IN_AUDIENCE = Gauge(
     "Customers held by this worker inside each watched audience (segment triggers).",
     ["audience"],
 )
-SEGMENT_CHANGES = Counter(
+SEGMENT_CHANGES = LoopCounter(
     "kairos_segment_changes_total",
     "Entries into and exits from watched audiences; lead qualifications and cool-downs.",
     ["kind", "name", "change"],
 )
-MQLS = Counter(
+MQLS = LoopCounter(
     "kairos_mqls_total", "lead_qualified decisions, by the owner they went to.", ["owner"]
 )
 
@@ -114,8 +119,8 @@ PARTITIONS_CATCHING_UP = Gauge(
     "kairos_partitions_catching_up",
     "Assigned partitions with input not handled yet (their timers fire on event time).",
 )
-TIMERS_FIRED = Counter("kairos_timers_fired_total", "Timers fired, by kind.", ["kind"])
-TIMER_LATENESS_SECONDS = Histogram(
+TIMERS_FIRED = LoopCounter("kairos_timers_fired_total", "Timers fired, by kind.", ["kind"])
+TIMER_LATENESS_SECONDS = LoopHistogram(
     "kairos_timer_lateness_seconds",
     "Wall-clock time a timer fired minus its due time (after grace).",
     buckets=LATENCY_BUCKETS,
@@ -140,39 +145,39 @@ DELIVERIES_RESENT = Counter(
 CIRCUIT_OPEN = Gauge(
     "kairos_circuit_open", "1 while the channel's circuit breaker is open.", ["channel"]
 )
-CONVERSIONS = Counter(
+CONVERSIONS = LoopCounter(
     "kairos_conversions_total",
     "Orders attributed to a trigger, by group (sent or held_out).",
     ["trigger", "group"],
 )
-CONVERSION_REVENUE = Counter(
+CONVERSION_REVENUE = LoopCounter(
     "kairos_conversion_revenue_total",
     "Revenue of attributed orders, by trigger and group.",
     ["trigger", "group"],
 )
 
 # --- experiments and money (core.variants, core.roi) -------------------------
-VARIANT_DECISIONS = Counter(
+VARIANT_DECISIONS = LoopCounter(
     "kairos_variant_decisions_total",
     "Decisions of triggers with variants, by trigger, variant (from the config) and status.",
     ["trigger", "variant", "status"],
 )
-VARIANT_CONVERSIONS = Counter(
+VARIANT_CONVERSIONS = LoopCounter(
     "kairos_variant_conversions_total",
     "Orders attributed to a trigger's variant, by group (sent or held_out).",
     ["trigger", "variant", "group"],
 )
-VARIANT_CONVERSION_REVENUE = Counter(
+VARIANT_CONVERSION_REVENUE = LoopCounter(
     "kairos_variant_conversion_revenue_total",
     "Revenue of orders attributed to a trigger's variant, by group.",
     ["trigger", "variant", "group"],
 )
-MESSAGE_COST = Counter(
+MESSAGE_COST = LoopCounter(
     "kairos_message_cost_total",
     "Cost of the messages decided to send (costs: in the config, per channel), by trigger.",
     ["trigger", "channel"],
 )
-CONVERSION_DISCOUNT = Counter(
+CONVERSION_DISCOUNT = LoopCounter(
     "kairos_conversion_discount_total",
     "What redeemed offer codes took off attributed orders, by trigger.",
     ["trigger"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from itertools import chain
+from operator import attrgetter
 
 import orjson
 
@@ -24,6 +25,7 @@ _ID, _STAGE, _TIMERS, _SEGMENTS = (
     _FIELDS.index(n) + 1 for n in ("customer_id", "stage", "timers", "segments")
 )
 _PROFILE_FIELDS = tuple(f.name for f in fields(Profile))
+_field_values = attrgetter(*_FIELDS)
 
 
 def encode(state: CustomerState) -> bytes:
@@ -36,8 +38,7 @@ def decode(raw: bytes) -> CustomerState:
 
 def to_obj(state: CustomerState) -> list:
     """The JSON-ready form (also how a state travels between workers on ``identity``)."""
-    values: list = [VERSION]
-    values.extend(getattr(state, name) for name in _FIELDS)
+    values: list = [VERSION, *_field_values(state)]  # one C call: a getattr per field was ~2x
     # JSON keys are strings: the dedupe memory travels flat, [digest, ts, digest, ts, ...]
     values[_SEEN + 1] = list(chain.from_iterable(state.seen.items()))
     profile = state.profile

@@ -10,11 +10,12 @@ serves state/local_store.py and monitoring/lag.py). What each replaces and why:
    them, ``app.kairos_before_commit`` persists every effect of the records they
    cover (the worker's checkpoint, ``agents/checkpoint.py``), so a committed offset
    never runs ahead of its effects; if that fails, nothing is committed.
-3. ``_Consumer._drain_messages``: records reach the conductor one getmany() batch
-   at a time. Faust wraps *every* record's callback in ``Service.wait_first``
-   (four tasks, an ``asyncio.wait`` and three cancellations per record, so a
-   rebalance can interrupt a callback blocked on flow control); here that guard
-   is kept but taken once per batch (bench/FINDINGS.md has the numbers). Input
+3. ``_Consumer._drain_messages``: records reach the conductor one fetch at a time,
+   through ``_Consumer._fetch`` (upstream's ``getmany``, a partition's records at
+   once). Faust wraps *every* record's callback in ``Service.wait_first`` (four
+   tasks, an ``asyncio.wait`` and three cancellations per record, so a rebalance
+   can interrupt a callback blocked on flow control); here that guard is kept but
+   taken once per batch (bench/FINDINGS.md has the numbers). Input
    records pass through ``stream/alignment.py``: per partition in event-time order
    across the co-partitioned topics, and never past an offset that was not handed
    on. Upstream records an offset jump as a "gap" that commits pass over; after a
@@ -22,9 +23,13 @@ serves state/local_store.py and monitoring/lag.py). What each replaces and why:
    Records of a partition wait until the runtime has restored its state
    (``app.kairos_accepting``) and until the consumer has sought it to the committed
    offset; ``seek_to_committed`` also lists end offsets, so the aligner knows which
-   topics have records to wait for. Faust's ``getmany`` drops the rest of a fetch when
-   a rebalance begins; once a second the loop compares aiokafka's positions with what
-   reached the aligner and seeks back over any difference (``Aligner.check``).
+   topics have records to wait for. A delivery stops when a rebalance begins (as
+   Faust's ``getmany`` drops the rest of a fetch); once a second the loop compares
+   aiokafka's positions with what reached the aligner and seeks back over any
+   difference (``Aligner.check``).
+   Records for ``kairos_handler`` stay aiokafka's (no Faust ``ConsumerMessage``), and
+   a handled record is acked with upstream's bookkeeping (``_acked``, ``_n_acked``)
+   but without its lock: commits choose offsets from it as ever.
 4. ``AIOKafkaConsumerThread.on_start`` and ``ConsumerThread.on_partitions_assigned``:
    the process keeps its group member id, and its successor removes that member before
    joining, so a restart after kill -9 does not wait out a session (stream/membership.py).
@@ -242,7 +247,7 @@ class _Consumer(faust_aiokafka.Consumer):
                 # Records held back (a lagging partition, a state not restored yet): look
                 # again soon.
                 timeout = 0.1 if aligner.waiting() or aligner.held_back else 1.0
-                batch = [item async for item in self.getmany(timeout=timeout)]
+                batch = await self._fetch(timeout)
                 if batch:
                     self._records_at = time.time() * 1000
                 await self.sleep(0)
@@ -283,15 +288,51 @@ class _Consumer(faust_aiokafka.Consumer):
                 )
                 await self.seek(tp, back)
 
-    async def _deliver(self, batch: list[tuple[Any, Any]]) -> None:
+    async def _fetch(self, timeout: float) -> dict[Any, list[Any]]:
+        """Upstream's ``getmany``, a partition's records at a time instead of one by one.
+
+        Upstream yields each record from an async generator, asking for the partition's
+        high watermark and checking the flow and the generation each time (~4% of a
+        worker's time per event). The flow and the generation are checked before each
+        record is handed on (``_deliver``); records left then are fetched again
+        (``Aligner.check``), as those upstream drops are.
+        """
+        records, active = await self._wait_next_records(timeout)
+        if records is None or self.should_stop:
+            return {}
+        if not self.flow_active:  # as upstream: back to the committed offsets
+            try:
+                await self.perform_seek()
+            except Exception as exc:
+                self.log.warning(f"exception performing seek when flow not active {exc}")
+            return {}
+        app = _kairos(self.app)
+        handled = app.kairos_aligned_topics if app.kairos_handler is not None else ()
+        to_message, track = self._to_message, app.monitor.track_tp_end_offset
+        batch = {}
+        for tp, fetched in records.items():
+            if active is None or tp in active or tp in self._buffered_partitions:
+                track(tp, self.highwater(tp))
+                if tp.topic in handled:
+                    # For the handler, aiokafka's own records (timestamps in ms), told
+                    # their TP: a Faust ConsumerMessage per record cost ~3% of the time.
+                    for record in fetched:
+                        record.tp = tp
+                    batch[tp] = fetched
+                else:
+                    batch[tp] = [to_message(tp, record) for record in fetched]
+        return batch
+
+    async def _deliver(self, batch: dict[Any, list[Any]]) -> None:
         aligner = self.aligner
         aligned = aligner.aligned_topics
         fetched: dict[Any, list[Any]] = {}
-        for tp, message in batch:
+        for tp, messages in batch.items():
             if tp.topic in aligned:
-                fetched.setdefault(tp, []).append(message)
+                fetched[tp] = messages
             else:  # table changelogs during recovery: as upstream
-                await self._deliver_unaligned(tp, message)
+                for message in messages:
+                    await self._deliver_unaligned(tp, message)
         for tp, messages in fetched.items():
             jump = aligner.add(tp, messages)
             if jump is not None:
@@ -306,7 +347,7 @@ class _Consumer(faust_aiokafka.Consumer):
         read_offset = self._read_offset
         commit_every = self._commit_every
         suspended = self.suspend_flow.is_set
-        ack = self.ack
+        ack = self._ack_handled
         since_yield = 0
         for message in aligner.ready(self._highwater, app.kairos_accepting):
             since_yield += 1
@@ -324,9 +365,20 @@ class _Consumer(faust_aiokafka.Consumer):
                 handler(
                     message.topic, message.partition, message.offset, message.key, message.value
                 )
-                ack(message)  # handled: its offset may be committed (after a checkpoint)
+                ack(message.tp, message.offset)  # committable (after a checkpoint)
             aligner.delivered(message)
             read_offset[message.tp] = message.offset
+
+    def _ack_handled(self, tp: Any, offset: int) -> None:
+        """Upstream's ``ack`` bookkeeping for a handled record, which has no message to mark,
+        and without its lock: the handler and commits run on the event loop's thread."""
+        committed = self._committed_offset[tp]
+        if committed is None or offset >= committed:
+            acked_index = self._acked_index[tp]
+            if offset not in acked_index:
+                acked_index.add(offset)
+                self._acked[tp].append(offset)
+                self._n_acked += 1
 
     async def _deliver_unaligned(self, tp: Any, message: Any) -> None:
         """Upstream's per-record step, for topics the aligner does not handle."""

@@ -19,6 +19,7 @@ import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
 from monitoring import metrics
+from monitoring.loop_metrics import LoopMetric
 from monitoring.promql import (
     alert_expressions,
     alert_rules,
@@ -54,7 +55,7 @@ def _declared() -> dict[str, set[str]]:
     """Sample name -> label names, for every collector in monitoring/metrics.py."""
     samples: dict[str, set[str]] = {}
     for collector in vars(metrics).values():
-        if not isinstance(collector, MetricWrapperBase):
+        if not isinstance(collector, MetricWrapperBase | LoopMetric):
             continue
         # prometheus_client keeps label names privately; there is no public accessor.
         labels = set(collector._labelnames)

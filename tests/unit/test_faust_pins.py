@@ -33,7 +33,10 @@ PINNED = {
     "faust.transport.consumer:Consumer._add_gap": "4df2573ded7c1c2c",
     "faust.transport.consumer:Consumer._commit_offsets": "1a69799041188441",
     "faust.transport.consumer:Consumer._handle_attached": "48efe89d6c633cf6",
-    "faust.transport.consumer:Consumer.getmany": "4b168d84882a70d6",
+    "faust.transport.consumer:Consumer.getmany": "4b168d84882a70d6",  # _Consumer._fetch
+    "faust.transport.consumer:Consumer._wait_next_records": "6218e1969a636b3f",
+    # _Consumer._ack_handled keeps upstream's ack bookkeeping
+    "faust.transport.consumer:Consumer.ack": "5fcf41cf45153475",
     "faust.transport.drivers.aiokafka:Consumer._new_consumer_thread": "0870ec53dea75083",
     "faust.transport.drivers.aiokafka:Consumer.seek_to_committed": "f1d483b861b0328b",
     "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread._create_worker_consumer": (
@@ -62,6 +65,9 @@ PINNED = {
     "aiokafka.consumer.subscription_state:SubscriptionState._assigned_state": "37b820a2efaa841c",
     "aiokafka.consumer.subscription_state:TopicPartitionState.consumed_to": "c7b8f0f99ce9185e",
     "aiokafka.consumer.fetcher:Fetcher.seek_to": "f0ba6aba6c22ef83",
+    # _Consumer._fetch hands aiokafka's records to the handler, each given a ``tp``
+    # attribute: a dataclass without slots takes it
+    "aiokafka.structs:ConsumerRecord": "1d35bd6c8da0182e",
 }
 
 # Imported at collection, outside the no-process guard: importing one of them calls
