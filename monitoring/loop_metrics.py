@@ -56,8 +56,6 @@ class Buckets:
 class LoopMetric:
     """Series by label values, registered as a collector."""
 
-    _type = ""
-
     def __init__(
         self,
         name: str,
@@ -65,7 +63,7 @@ class LoopMetric:
         labelnames: Sequence[str] = (),
         registry: CollectorRegistry | None = REGISTRY,
     ) -> None:
-        self._name = name.removesuffix("_total") if self._type == "counter" else name
+        self._name = name  # a counter's family drops "_total" itself
         self._documentation = documentation
         self._labelnames = tuple(labelnames)
         self._series: dict[tuple[str, ...], Count | Buckets] = {}
@@ -102,8 +100,6 @@ class LoopMetric:
 
 
 class LoopCounter(LoopMetric):
-    _type = "counter"
-
     def labels(self, *values: str) -> Count:
         return self._child(tuple(str(v) for v in values))  # type: ignore[return-value]
 
@@ -122,8 +118,6 @@ class LoopCounter(LoopMetric):
 
 
 class LoopHistogram(LoopMetric):
-    _type = "histogram"
-
     def __init__(
         self,
         name: str,
